@@ -1,0 +1,275 @@
+"""PNG pictures for the HTML report: mask overlays (Pillow) and latency plots (matplotlib).
+
+Pillow and matplotlib are imported inside the functions: on a Raspberry Pi verifying a
+bundle they may be absent, and the report plugin must still load (`can_draw` tells).
+Panels are downscaled to at most `max_side` pixels so that the report stays a few MB.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+REFERENCE_FORMAT = "torch_eager"
+_CAPTION_HEIGHT = 14
+_GAP = 4
+_REF_COLOUR = np.array([0, 200, 0], dtype=np.float32)  # PyTorch mask: green
+_GOT_COLOUR = np.array([230, 0, 200], dtype=np.float32)  # exported mask: magenta
+
+
+def can_draw() -> bool:
+    """True when Pillow is importable (mask overlays); latency plots also need matplotlib."""
+    return importlib.util.find_spec("PIL") is not None
+
+
+def can_plot() -> bool:
+    """True when matplotlib is importable (latency plots)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def voc_palette(num_entries: int = 256) -> np.ndarray:
+    """The Pascal VOC colour map, (num_entries, 3) uint8; entry 255 is the ignore colour."""
+    index = np.arange(num_entries)
+    palette = np.zeros((num_entries, 3), dtype=np.uint8)
+    for bit in range(8):
+        for channel in range(3):
+            palette[:, channel] |= (((index >> (3 * bit + channel)) & 1) << (7 - bit)).astype(
+                np.uint8)
+    return palette
+
+
+def segmentation_overlay(
+    image_rgb_uint8: np.ndarray,
+    ref_labels: np.ndarray,
+    got_labels: np.ndarray,
+    num_classes: int,
+    *,
+    max_side: int = 256,
+) -> bytes:
+    """Input | PyTorch prediction | exported prediction | disagreement map, as one PNG."""
+    ref = _as_labels(ref_labels, num_classes)
+    got = _as_labels(got_labels, num_classes)
+    if ref.shape != got.shape:
+        raise ValueError(f"label maps differ in shape: {ref.shape} vs {got.shape}")
+    size = _panel_size(ref.shape, max_side)
+    image = _resize_rgb(_as_rgb(image_rgb_uint8), size).astype(np.float32)
+    ref_small = _resize_labels(ref, size)
+    got_small = _resize_labels(got, size)
+    palette = voc_palette().astype(np.float32)
+
+    def blended(labels: np.ndarray) -> np.ndarray:
+        # Mostly class colour, a little image so that boundaries can be related to content.
+        return 0.65 * palette[labels] + 0.35 * image
+
+    differ = ref != got  # counted at full resolution; the panel is only a picture
+    differ_small = ref_small != got_small
+    disagreement = 0.35 * image.mean(axis=2, keepdims=True).repeat(3, axis=2)
+    disagreement[differ_small] = (255, 0, 0)
+    panels = [
+        ("input", image),
+        ("PyTorch", blended(ref_small)),
+        ("exported", blended(got_small)),
+        (f"differ {100.0 * differ.mean():.1f}%", disagreement),
+    ]
+    return _png(_side_by_side(panels))
+
+
+def prompt_mask_overlay(
+    image: np.ndarray,
+    prompt: Sequence[float] | np.ndarray,
+    ref_mask: np.ndarray | None,
+    got_mask: np.ndarray | None,
+    *,
+    max_side: int = 256,
+) -> bytes:
+    """Prompt on the image, PyTorch mask (green), exported mask (magenta), overlap, one PNG.
+
+    `prompt` in image pixels: (x, y) point, (x0, y0, x1, y1) box, or (N, 2) points /
+    (N, 4) boxes. A missing mask (None) is drawn as an empty panel. In the overlap panel
+    white is both masks, green PyTorch only, magenta exported only.
+    """
+    from PIL import Image, ImageDraw
+
+    rgb = _as_rgb(image)
+    size = _panel_size(rgb.shape[:2], max_side)
+    base = _resize_rgb(rgb, size).astype(np.float32)
+    ref = _resize_mask(ref_mask, size)
+    got = _resize_mask(got_mask, size)
+
+    def tinted(mask: np.ndarray, colour: np.ndarray) -> np.ndarray:
+        out = base.copy()
+        out[mask] = 0.45 * out[mask] + 0.55 * colour
+        return out
+
+    overlap = 0.35 * base.mean(axis=2, keepdims=True).repeat(3, axis=2)
+    overlap[ref & ~got] = _REF_COLOUR
+    overlap[got & ~ref] = _GOT_COLOUR
+    overlap[ref & got] = (255, 255, 255)
+    union = int((ref | got).sum())
+    iou = (ref & got).sum() / union if union else float("nan")
+    panels = [
+        ("prompt", base),
+        ("PyTorch" if ref_mask is not None else "PyTorch: no mask", tinted(ref, _REF_COLOUR)),
+        ("exported" if got_mask is not None else "exported: no mask", tinted(got, _GOT_COLOUR)),
+        (f"IoU {iou:.3f}", overlap),
+    ]
+    scale = (size[1] / rgb.shape[1], size[0] / rgb.shape[0])
+    pictures = []
+    for caption, pixels in panels:
+        picture = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        _draw_prompt(ImageDraw.Draw(picture), prompt, scale)
+        pictures.append((caption, picture))
+    return _png(_side_by_side(pictures))
+
+
+def latency_plot(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    title: str = "",
+    reference: str = REFERENCE_FORMAT,
+) -> bytes:
+    """Bar per (model, format): p50, whisker to p90, dashed budget, speed-up vs `reference`.
+
+    Each row: model, format, p50_ms, optional p90_ms, budget_ms and outcome.
+    """
+    from matplotlib.figure import Figure  # no pyplot: no global backend state to disturb
+
+    ordered = sorted(rows, key=lambda r: (str(r["model"]), _format_rank(str(r["format"]),
+                                                                          reference)))
+    reference_p50 = {str(r["model"]): float(r["p50_ms"]) for r in ordered
+                     if r["format"] == reference}
+    colours = {"passed": "#3a9a3a", "failed": "#d0342c", "error": "#8b0000",
+               "xfailed": "#e08a00", "xpassed": "#7b3fa0"}
+    figure = Figure(figsize=(max(4.0, 0.55 * len(ordered) + 1.5), 3.4), dpi=100)
+    axes = figure.add_subplot()
+    positions = np.arange(len(ordered))
+    p50 = np.array([float(r["p50_ms"]) for r in ordered])
+    p90 = np.array([float(r.get("p90_ms", r["p50_ms"])) for r in ordered])
+    bar_colours = ["#4a78b5" if r["format"] == reference
+                   else colours.get(str(r.get("outcome", "")), "#9a9a9a") for r in ordered]
+    axes.bar(positions, p50, color=bar_colours, width=0.7)
+    axes.errorbar(positions, p50, yerr=[np.zeros_like(p50), np.maximum(p90 - p50, 0)],
+                  fmt="none", ecolor="black", capsize=3, linewidth=1)
+    for x, row in zip(positions, ordered, strict=True):
+        if row.get("budget_ms") is not None:
+            axes.hlines(float(row["budget_ms"]), x - 0.4, x + 0.4, colors="#d0342c",
+                        linestyles="dashed", linewidth=1.2)
+        ref = reference_p50.get(str(row["model"]))
+        if ref and row["format"] != reference and float(row["p50_ms"]) > 0:
+            axes.annotate(f"×{ref / float(row['p50_ms']):.3g}", (x, p90[x]),
+                          ha="center", va="bottom", fontsize=7, xytext=(0, 2),
+                          textcoords="offset points")
+    if len(p50) and p50.min() > 0 and p90.max() / p50.min() > 30:
+        axes.set_yscale("log")  # an Edge TPU at 5 ms next to SemiVL at 6 s
+    axes.set_xticks(positions)
+    axes.set_xticklabels([f"{r['model']}\n{r['format']}" for r in ordered], rotation=30,
+                         ha="right", fontsize=7)
+    axes.set_ylabel("latency [ms]")
+    axes.set_title(title or "p50 latency (whisker: p90; dashed: budget)", fontsize=9)
+    axes.grid(axis="y", alpha=0.3)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _format_rank(fmt: str, reference: str) -> tuple[int, str]:
+    return (0 if fmt == reference else 1, fmt)
+
+
+def _as_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"expected an (H, W) label map, got shape {labels.shape}")
+    labels = labels.astype(np.int64)
+    # Ignore (255) and out-of-range labels share the VOC ignore colour.
+    return np.where((labels >= 0) & (labels < num_classes), labels, 255)
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (H, W, 3) image, got shape {image.shape}")
+    image = image[..., :3]
+    if image.dtype != np.uint8:
+        # Float images in [0, 1] are what the fixtures produce before pre-processing.
+        scale = 255.0 if image.max(initial=0) <= 1.0 else 1.0
+        image = np.clip(image * scale, 0, 255).astype(np.uint8)
+    return image
+
+
+def _panel_size(shape: Sequence[int], max_side: int) -> tuple[int, int]:
+    height, width = int(shape[0]), int(shape[1])
+    scale = min(1.0, max_side / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if image.shape[:2] == size:
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def _resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    rows = (np.arange(size[0]) * labels.shape[0] // size[0]).clip(0, labels.shape[0] - 1)
+    cols = (np.arange(size[1]) * labels.shape[1] // size[1]).clip(0, labels.shape[1] - 1)
+    return labels[np.ix_(rows, cols)]
+
+
+def _resize_mask(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarray:
+    if mask is None:
+        return np.zeros(size, dtype=bool)
+    return _resize_labels(np.asarray(mask).astype(bool), size)
+
+
+def _draw_prompt(draw: Any, prompt: Sequence[float] | np.ndarray,
+                 scale: tuple[float, float]) -> None:
+    shapes = np.asarray(prompt, dtype=np.float64)
+    shapes = shapes.reshape(1, -1) if shapes.ndim == 1 else shapes
+    if shapes.ndim != 2 or shapes.shape[1] not in (2, 4):
+        raise ValueError(f"prompt must be a point (x, y) or box (x0, y0, x1, y1): {prompt!r}")
+    sx, sy = scale
+    for shape in shapes:
+        if shape.size == 2:
+            x, y = shape[0] * sx, shape[1] * sy
+            # Yellow ring on a black one: visible on light and dark panels alike.
+            draw.ellipse((x - 5, y - 5, x + 5, y + 5), outline=(0, 0, 0), width=4)
+            draw.ellipse((x - 4, y - 4, x + 4, y + 4), outline=(255, 255, 0), width=2)
+        else:
+            box = (shape[0] * sx, shape[1] * sy, shape[2] * sx, shape[3] * sy)
+            draw.rectangle(box, outline=(0, 0, 0), width=3)
+            draw.rectangle(box, outline=(255, 255, 0), width=1)
+
+
+def _side_by_side(panels: Sequence[tuple[str, Any]]) -> PILImage.Image:
+    from PIL import Image, ImageDraw
+
+    pictures = [(caption, picture if isinstance(picture, Image.Image)
+                 else Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)))
+                for caption, picture in panels]
+    width = sum(p.width for _, p in pictures) + _GAP * (len(pictures) - 1)
+    height = max(p.height for _, p in pictures) + _CAPTION_HEIGHT
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    x = 0
+    for caption, picture in pictures:
+        draw.text((x + 2, 1), caption, fill=(0, 0, 0))
+        canvas.paste(picture, (x, _CAPTION_HEIGHT))
+        x += picture.width + _GAP
+    return canvas
+
+
+def _png(image: PILImage.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()

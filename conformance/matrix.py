@@ -1,0 +1,51 @@
+"""The test matrix as data: model x format (x device), with device markers and tiers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from conformance.profiles import markers_for_format
+from models.registry import ModelSpec, all_specs
+
+
+@dataclass(frozen=True)
+class Case:
+    """One model in one format on one device kind."""
+
+    spec: ModelSpec
+    format: str
+    device: str = "cpu"
+
+    @property
+    def model(self) -> str:
+        return self.spec.name
+
+    def __str__(self) -> str:
+        suffix = "" if self.device == "cpu" else f"-{self.device}"
+        return f"{self.spec.name}-{self.format}{suffix}"
+
+
+def _param(case: Case, markers: list[str]) -> object:
+    marks = [getattr(pytest.mark, m) for m in markers]
+    if case.spec.tier == "slow":
+        marks.append(pytest.mark.slow)
+    return pytest.param(case, marks=marks, id=str(case))
+
+
+def format_cases(formats: tuple[str, ...] | None = None, tasks: tuple[str, ...] | None = None,
+                 gpu: bool = True) -> list:
+    """Cases for every registered model x format (restricted to `formats`/`tasks`), plus
+    CUDA variants of the formats the gpu profile runs."""
+    params = []
+    for spec in all_specs():
+        if tasks and spec.task not in tasks:
+            continue
+        for fmt in spec.formats:
+            if formats and fmt not in formats:
+                continue
+            params.append(_param(Case(spec, fmt), markers_for_format(fmt, "cpu")))
+            if gpu and markers_for_format(fmt, "cuda"):
+                params.append(_param(Case(spec, fmt, "cuda"), markers_for_format(fmt, "cuda")))
+    return params

@@ -1,0 +1,1 @@
+"""Metrics, one module per kind: parity (tensors), segmentation (label maps), masks (prompts)."""

@@ -1,0 +1,71 @@
+"""Command-line options of the suite and the session-wide objects built from them."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from conformance.profiles import DEVICE_MARKERS, load_profiles
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("segconform", "segmentation export conformance")
+    group.addoption("--profile", default=None, choices=sorted(load_profiles()),
+                    help="device profile to judge against (default: from -m, else cpu)")
+    group.addoption("--budget", action="append", default=[], metavar="SUITE.FORMAT.KEY=VALUE",
+                    help="override a budget from conformance/budgets.toml (repeatable)")
+    group.addoption("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
+                    help="use a user's checkpoint for MODEL instead of fixture weights")
+    group.addoption("--images", default=None, metavar="DIR",
+                    help="evaluate on the images in DIR instead of the fixture images")
+    group.addoption("--voc-root", default=None, metavar="PATH",
+                    help="a VOCdevkit folder for mIoU against real ground truth")
+    group.addoption("--runslow", action="store_true", default=False,
+                    help="also run the slow tier (full-size models)")
+    group.addoption("--export-cache", default=None, metavar="DIR",
+                    help="artifact cache (default $SEGCONFORM_CACHE or .cache/segconform)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    cache = config.getoption("--export-cache")
+    if cache:
+        os.environ["SEGCONFORM_CACHE"] = str(Path(cache).resolve())
+    reports = Path(config.rootpath) / "reports"
+    if not os.access(reports if reports.exists() else config.rootpath, os.W_OK):
+        raise pytest.UsageError(f"{reports}: reports folder is not writable")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--runslow") or os.environ.get("SEGCONFORM_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow tier (full-size model): run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def parse_pairs(values: list[str], option: str) -> dict[str, Path]:
+    """NAME=PATH pairs from a repeatable option; a clear UsageError otherwise."""
+    pairs = {}
+    for value in values:
+        name, sep, path = value.partition("=")
+        if not sep or not name or not path:
+            raise pytest.UsageError(f"{option} {value!r}: expected NAME=PATH")
+        if not Path(path).exists():
+            raise pytest.UsageError(f"{option} {value!r}: {path} does not exist")
+        pairs[name] = Path(path)
+    return pairs
+
+
+def active_profile(config: pytest.Config) -> str:
+    """--profile, else the only device marker named in -m, else 'cpu'."""
+    chosen = config.getoption("--profile")
+    if chosen:
+        return chosen
+    expression = config.getoption("-m") or ""
+    named = [m for m in DEVICE_MARKERS if re.search(rf"\b{m}\b", expression)]
+    negated = re.search(r"\bnot\b", expression)
+    return named[0] if len(named) == 1 and not negated else "cpu"

@@ -1,0 +1,86 @@
+"""Device profiles (profiles.toml) and how the host is recognised."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+PROFILES_FILE = Path(__file__).with_name("profiles.toml")
+DEVICE_MARKERS = ("gpu", "cpu", "pixel2", "pi5", "coral")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One device profile."""
+
+    name: str
+    description: str
+    formats: tuple[str, ...]
+    threads: int
+    device: str
+    detect: str
+
+
+@cache
+def load_profiles(path: Path = PROFILES_FILE) -> dict[str, Profile]:
+    """All profiles by name."""
+    with open(path, "rb") as handle:
+        table = tomllib.load(handle)
+    return {name: Profile(name=name, description=row["description"],
+                          formats=tuple(row["formats"]), threads=int(row["threads"]),
+                          device=row["device"], detect=row["detect"])
+            for name, row in table.items()}
+
+
+def markers_for_format(fmt: str, device: str = "cpu") -> list[str]:
+    """Device markers of the profiles that run `fmt` on `device`."""
+    return [p.name for p in load_profiles().values() if fmt in p.formats and p.device == device]
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _raspberry_pi_5() -> bool:
+    model = Path("/proc/device-tree/model")
+    return model.is_file() and "Raspberry Pi 5" in model.read_text(errors="ignore")
+
+
+def _adb_device() -> bool:
+    adb = shutil.which("adb")
+    if adb is None:
+        return False
+    out = subprocess.run([adb, "devices"], capture_output=True, text=True, timeout=10,
+                         check=False).stdout
+    return any(line.endswith("\tdevice") for line in out.splitlines())
+
+
+def _edge_tpu() -> bool:
+    from models.runtimes.edgetpu import list_edge_tpus
+
+    return bool(list_edge_tpus())
+
+
+_DETECTORS = {"always": lambda: True, "cuda": _cuda, "rpi5": _raspberry_pi_5,
+              "adb": _adb_device, "edgetpu": _edge_tpu}
+
+
+@cache
+def host_matches(profile_name: str) -> bool:
+    """Whether this host is the profile's device (latency budgets apply only then)."""
+    return bool(_DETECTORS[load_profiles()[profile_name].detect]())
+
+
+def host_description() -> str:
+    """What this host is, for skip reasons."""
+    import platform
+
+    return f"{platform.machine()} {platform.system()} ({platform.node()})"

@@ -1,0 +1,171 @@
+"""PyTorch references: the model with its weights, fixture inputs and eager outputs.
+
+One `ReferenceStore` per session builds each model once, caches fixture weights on disk
+(content-hashed), and owns each model's `ExportSession`, so every suite compares the same
+artifacts against the same reference outputs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fixtures.images import calibration_images, folder_photos, to_nchw01
+from fixtures.voc import synthetic_samples
+from models.export import ExportSession
+from models.export.cache import arrays_digest, cache_root, weights_digest
+from models.registry import ModelSpec, count_parameters
+
+# Bump when the way fixture weights are made changes, so cached weights are not reused.
+FIXTURE_WEIGHTS_VERSION = "1"
+EVAL_SEED, TRAIN_SEED = 2, 1
+
+
+@dataclass
+class Reference:
+    """A model ready for comparison: inputs per image and PyTorch's outputs for them."""
+
+    spec: ModelSpec
+    model: torch.nn.Module
+    weights: str
+    weights_key: str
+    images: np.ndarray  # (N, 3, H, W) float32 in [0, 1]
+    labels: np.ndarray | None
+    inputs: list[dict[str, np.ndarray]]
+    outputs: list[dict[str, np.ndarray]]
+    calibration: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    @property
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shapes of the reference outputs by name."""
+        return {k: tuple(v.shape) for k, v in self.outputs[0].items()}
+
+
+def run_eager(model: torch.nn.Module, spec: ModelSpec,
+              inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """PyTorch forward on named numpy inputs, outputs by the spec's names."""
+    args = [torch.from_numpy(inputs[i.name]) for i in spec.inputs]
+    with torch.no_grad():
+        out = model(*args)
+    if not isinstance(out, (tuple, list)):
+        out = (out,)
+    return {name: out[k].detach().float().cpu().numpy()
+            for k, name in enumerate(spec.output_names)}
+
+
+def _split(spec: ModelSpec, batch: np.ndarray) -> list[dict[str, np.ndarray]]:
+    return [spec.preprocess(batch[i : i + 1]) for i in range(len(batch))]
+
+
+def _semantic_set(size: tuple[int, int], count: int, seed: int):
+    samples = synthetic_samples(count, size[0], seed=seed)
+    images = np.stack([s.image for s in samples]).transpose(0, 3, 1, 2).astype(np.float32)
+    return np.ascontiguousarray(images / 255.0), np.stack([s.label for s in samples])
+
+
+class ReferenceStore:
+    """Builds references and export sessions on demand, once per model per session."""
+
+    def __init__(self, checkpoints: dict[str, Path] | None = None,
+                 images_dir: Path | None = None, count: int = 4, threads: int = 2,
+                 cache_dir: Path | None = None) -> None:
+        self.checkpoints = checkpoints or {}
+        self.images_dir = images_dir
+        self.count = count
+        self.threads = threads
+        self.cache_dir = cache_dir
+        self._references: dict[str, Reference] = {}
+        self._sessions: dict[str, ExportSession] = {}
+
+    def get(self, spec: ModelSpec) -> Reference:
+        """The reference for `spec` (built on first use)."""
+        if spec.name not in self._references:
+            self._references[spec.name] = self._build(spec)
+        return self._references[spec.name]
+
+    def session(self, spec: ModelSpec) -> ExportSession:
+        """The export session for `spec`'s reference weights."""
+        if spec.name not in self._sessions:
+            ref = self.get(spec)
+            self._sessions[spec.name] = ExportSession(
+                spec=spec, model=ref.model, weights_key=ref.weights_key,
+                example=ref.inputs[0], calibration=ref.calibration, root=self.cache_dir)
+        return self._sessions[spec.name]
+
+    def _eval_images(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray | None]:
+        size = spec.input_size
+        if self.images_dir is not None:
+            photos = folder_photos(self.images_dir, limit=self.count)
+            return to_nchw01([img for _, img in photos], size), None
+        make = spec.extra.get("fixture_images")
+        if make is not None:
+            return make(size, self.count), None
+        if spec.task == "semantic":
+            return _semantic_set(size, self.count, EVAL_SEED)
+        from fixtures.images import evaluation_photos
+
+        return to_nchw01([img for _, img in evaluation_photos()][: self.count], size), None
+
+    def _calibration(self, spec: ModelSpec) -> np.ndarray:
+        size = spec.input_size
+        make = spec.extra.get("calibration_images")
+        if make is not None:
+            return make(size, 16)
+        if spec.task == "semantic":
+            synthetic, _ = _semantic_set(size, 8, TRAIN_SEED + 100)
+            return np.concatenate([synthetic, calibration_images(size, 8)])
+        return calibration_images(size, 16)
+
+    def _build(self, spec: ModelSpec) -> Reference:
+        torch.set_num_threads(self.threads)
+        model = spec.build()
+        checkpoint = self.checkpoints.get(spec.name)
+        if checkpoint is not None:
+            if spec.load_checkpoint is None:
+                raise ValueError(f"--checkpoint {spec.name}: this model cannot load checkpoints")
+            model = spec.load_checkpoint(model, Path(checkpoint)).eval()
+            weights = f"user checkpoint {checkpoint}"
+        else:
+            model, weights = self._fixture_weights(spec, model)
+        if spec.expected_params is not None and checkpoint is None:
+            found = count_parameters(model)
+            if found != spec.expected_params:
+                raise AssertionError(f"{spec.name}: {found:,} parameters, "
+                                     f"expected {spec.expected_params:,}")
+        images, labels = self._eval_images(spec)
+        inputs = _split(spec, images)
+        outputs = [run_eager(model, spec, x) for x in inputs]
+        calibration = _split(spec, self._calibration(spec))
+        return Reference(spec=spec, model=model, weights=weights,
+                         weights_key=weights_digest(model), images=images, labels=labels,
+                         inputs=inputs, outputs=outputs, calibration=calibration)
+
+    def _fixture_weights(self, spec: ModelSpec, model: torch.nn.Module):
+        label = spec.extra.get("weights", "seeded random init")
+        if spec.fixture_weights is None:
+            return model, label
+        size = spec.input_size
+        if spec.task == "semantic":
+            images, labels = _semantic_set(size, 16, TRAIN_SEED)
+        else:
+            images, labels = calibration_images(size, 16, seed=TRAIN_SEED), None
+        key = hashlib.sha256("|".join([
+            spec.name, FIXTURE_WEIGHTS_VERSION, torch.__version__, weights_digest(model),
+            arrays_digest([images] + ([labels] if labels is not None else [])),
+        ]).encode()).hexdigest()[:16]
+        path = (self.cache_dir or cache_root()) / "fixture_weights" / f"{spec.name}-{key}.pt"
+        if path.is_file():
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.eval(), f"{label} (cached {path.name})"
+        if spec.extra.get("fixture_uses_labels"):
+            model = spec.fixture_weights(model, images, labels=labels)
+        else:
+            model = spec.fixture_weights(model, images)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+        return model.eval(), label

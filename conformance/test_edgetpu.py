@@ -1,0 +1,40 @@
+"""Edge TPU: full-integer, static-shape, supported-ops check of every int8 model, here."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.budgets import known_failure
+from conformance.matrix import Case, format_cases
+from conformance.results import record_case
+from models.export import ExportError
+from models.export.edgetpu import check_edgetpu_compatibility
+
+SUITE = "edgetpu"
+
+
+@pytest.mark.parametrize("case", format_cases(formats=("edgetpu",), gpu=False))
+def test_edgetpu_compatible(case: Case, references, budgets, profile_name, request) -> None:
+    """The int8 model meets the Edge TPU's requirements (what edgetpu_compiler would map)."""
+    reason = known_failure(budgets, SUITE, case.model, case.format)
+    if reason:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
+                         profile=profile_name, budgets={"max_unsupported_ops": 0.0})
+    try:
+        artifact = references.session(case.spec).export("edgetpu")
+    except ExportError as err:
+        pytest.fail(f"{case}: export failed: {err}", pytrace=False)
+    report = check_edgetpu_compatibility(references.session(case.spec).export("tflite_int8").path)
+    result.info.update(compiled=artifact.meta.get("compiled"),
+                       converter=artifact.meta.get("converter", ""),
+                       op_counts=report.op_counts)
+    record_case(request, suite=SUITE, model=case.model, format=case.format,
+                profile=profile_name,
+                metrics={"unsupported_ops": sum(report.unsupported_ops.values()),
+                         "float_tensors": len(report.float_tensors),
+                         "dynamic_tensors": len(report.dynamic_tensors),
+                         "total_ops": report.total_ops,
+                         "tpu_op_fraction": report.ops_before_first_unsupported / report.total_ops
+                         if report.first_unsupported else 1.0})
+    assert report.compatible, report.explain()

@@ -1,0 +1,149 @@
+"""The export formats as data, and `export_artifact`, which converts through the cache."""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from models.export.cache import arrays_digest, cache_root, content_key, library_versions
+from models.export.request import ExportRequest
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One format: its converter, file suffix, upstream format and what its key depends on."""
+
+    name: str
+    suffix: str
+    converter: str  # "module:function", imported on use so a missing library stays local
+    libraries: tuple[str, ...]
+    upstream: str | None = None
+    uses_calibration: bool = False
+    lossless: bool = True
+
+    def load_converter(self) -> Callable[[ExportRequest], dict]:
+        """Import the converter function."""
+        module, function = self.converter.split(":")
+        return getattr(__import__(module, fromlist=[function]), function)
+
+
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+    ExportFormat("torchscript", ".pt", "models.export.torchscript:export_torchscript",
+                 ("torch",)),
+    ExportFormat("torchscript_lite", ".ptl", "models.export.torchscript:export_torchscript_lite",
+                 ("torch",)),
+    ExportFormat("onnx", ".onnx", "models.export.onnx:export_onnx", ("torch", "onnx")),
+    ExportFormat("tflite_fp32", ".tflite", "models.export.tflite:export_tflite_fp32",
+                 ("torch", "litert-torch", "ai-edge-litert")),
+    ExportFormat("tflite_fp16", ".tflite", "models.export.tflite:export_tflite_fp16",
+                 ("ai-edge-quantizer",), upstream="tflite_fp32", lossless=False),
+    ExportFormat("tflite_int8", ".tflite", "models.export.tflite:export_tflite_int8",
+                 ("ai-edge-quantizer",), upstream="tflite_fp32", uses_calibration=True,
+                 lossless=False),
+    ExportFormat("edgetpu", ".tflite", "models.export.edgetpu:export_edgetpu",
+                 ("ai-edge-litert",), upstream="tflite_int8", lossless=False),
+)}
+
+
+class ExportError(RuntimeError):
+    """A converter failed; the message names model, format and the converter's error."""
+
+
+@dataclass
+class Artifact:
+    """An exported file and what is known about how it was made."""
+
+    model: str
+    format: str
+    path: Path
+    meta: dict = field(default_factory=dict)
+    cache_hit: bool = False
+
+
+@dataclass
+class ExportSession:
+    """Exports of one model with fixed weights, inputs and calibration; cached on disk.
+
+    `converter_calls` counts real conversions in this process, so tests can prove that a
+    second run re-exports nothing.
+    """
+
+    spec: object
+    model: object
+    weights_key: str
+    example: dict[str, np.ndarray]
+    calibration: list[dict[str, np.ndarray]]
+    root: Path | None = None
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    converter_calls: list[str] = field(default_factory=list)
+
+    def key(self, fmt: ExportFormat) -> str:
+        """Content hash of everything the artifact depends on."""
+        parts = {
+            "model": self.spec.name,
+            "weights": self.weights_key,
+            "inputs": [(i.name, i.shape, i.dtype) for i in self.spec.inputs],
+            "outputs": list(self.spec.output_names),
+            "format": fmt.name,
+            "converter": fmt.converter,
+            "versions": library_versions(fmt.libraries),
+        }
+        if fmt.uses_calibration:
+            parts["calibration"] = arrays_digest(
+                a for sample in self.calibration for a in sample.values()
+            )
+        if fmt.upstream:
+            parts["upstream"] = self.key(FORMATS[fmt.upstream])
+        return content_key(parts)
+
+    def export(self, format_name: str) -> Artifact:
+        """The artifact for `format_name`, from the cache or converted now."""
+        if format_name in self.artifacts:
+            return self.artifacts[format_name]
+        fmt = FORMATS[format_name]
+        upstream = self.export(fmt.upstream).path if fmt.upstream else None
+        folder = (self.root or cache_root()) / self.spec.name
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{fmt.name}-{self.key(fmt)}"
+        path, meta_path = folder / f"{stem}{fmt.suffix}", folder / f"{stem}.json"
+        error_path = folder / f"{stem}.error.json"
+        if error_path.exists():
+            # A deterministic conversion that failed once fails again: say so without redoing it.
+            error = json.loads(error_path.read_text())
+            raise ExportError(f"{self.spec.name} -> {fmt.name}: {error['error']} "
+                              f"(cached failure; delete {error_path} to retry)")
+        if path.exists() and meta_path.exists():
+            artifact = Artifact(self.spec.name, fmt.name, path,
+                                json.loads(meta_path.read_text()), cache_hit=True)
+        else:
+            artifact = self._convert(fmt, path, meta_path, error_path, upstream)
+        self.artifacts[format_name] = artifact
+        return artifact
+
+    def _convert(self, fmt: ExportFormat, path: Path, meta_path: Path, error_path: Path,
+                 upstream: Path | None) -> Artifact:
+        request = ExportRequest(spec=self.spec, model=self.model, example=self.example,
+                                out_path=path.with_suffix(".tmp" + fmt.suffix),
+                                calibration=self.calibration if fmt.uses_calibration else [],
+                                upstream=upstream)
+        self.converter_calls.append(fmt.name)
+        start = time.perf_counter()
+        try:
+            meta = fmt.load_converter()(request)
+        except Exception as err:
+            message = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
+            error_path.write_text(json.dumps({
+                "error": message, "traceback": traceback.format_exc()[-4000:]}))
+            request.out_path.unlink(missing_ok=True)
+            raise ExportError(f"{self.spec.name} -> {fmt.name}: {message}") from err
+        request.out_path.replace(path)
+        meta = {**meta, "export_seconds": round(time.perf_counter() - start, 2),
+                "versions": library_versions(fmt.libraries), "key": path.stem}
+        meta_path.write_text(json.dumps(meta, indent=1, default=str))
+        return Artifact(self.spec.name, fmt.name, path, meta, cache_hit=False)

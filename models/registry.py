@@ -1,0 +1,114 @@
+"""Model registry: one `ModelSpec` per model; the conformance matrix is built from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+Task = Literal["semantic", "prompt_masks"]
+Tier = Literal["fast", "slow"]
+
+ALL_FORMATS: tuple[str, ...] = (
+    "torchscript",
+    "torchscript_lite",
+    "onnx",
+    "tflite_fp32",
+    "tflite_fp16",
+    "tflite_int8",
+    "edgetpu",
+)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One named model input, NCHW float32 unless said otherwise."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the suite needs to know about one model.
+
+    `build` returns a seeded, randomly initialised module in eval mode.
+    `fixture_weights` turns that into reference weights whose predictions are non-trivial
+    (random init often predicts one class everywhere); it receives the module and a batch
+    of fixture images (N, 3, H, W) float32 in [0, 1] and returns the module.
+    `preprocess` maps such [0, 1] RGB images to the model's input tensor(s).
+    """
+
+    name: str
+    family: str
+    build: Callable[[], torch.nn.Module]
+    inputs: tuple[InputSpec, ...]
+    output_names: tuple[str, ...]
+    task: Task
+    num_classes: int
+    expected_params: int | None
+    formats: tuple[str, ...] = ALL_FORMATS
+    tier: Tier = "fast"
+    load_checkpoint: Callable[[torch.nn.Module, Path], torch.nn.Module] | None = None
+    fixture_weights: Callable[[torch.nn.Module, np.ndarray], torch.nn.Module] | None = None
+    preprocess: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(H, W) of the first input."""
+        shape = self.inputs[0].shape
+        return int(shape[-2]), int(shape[-1])
+
+    def __str__(self) -> str:
+        return self.name
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a spec; names are unique."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} is registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_families() -> None:
+    # Imported for their register() side effects; late so that `models.registry` stays cheap.
+    from models import deeplabv3plus  # noqa: F401
+
+    for optional in ("models.semivl", "models.fastsam"):
+        try:
+            __import__(optional)
+        except ModuleNotFoundError as err:
+            if err.name != optional:
+                raise
+
+
+def all_specs() -> list[ModelSpec]:
+    """Every registered spec, in registration order."""
+    if not _REGISTRY:
+        _load_families()
+    return list(_REGISTRY.values())
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec called `name`, or a KeyError listing the known names."""
+    specs = {s.name: s for s in all_specs()}
+    if name not in specs:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(specs))}")
+    return specs[name]
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """Number of parameters (not buffers)."""
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,78 @@
+"""One interface for every runtime: `run(dict of arrays) -> dict of arrays`, plus self-report.
+
+Runners take and return NCHW float32 arrays named as in the model spec; layout (NHWC) and
+quantisation (scale/zero point) are handled inside the runner so suites compare like with like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime (package or hardware) is missing here; tests skip with this message."""
+
+
+class ArtifactError(ValueError):
+    """An artifact that cannot be loaded or does not fit the model; names the file."""
+
+
+class Runner(Protocol):
+    """A loaded artifact."""
+
+    path: Path
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch; inputs and outputs by spec name."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """Runtime name, version, delegate, threads."""
+        ...
+
+
+@dataclass(frozen=True)
+class IOSpec:
+    """What the caller expects: input names/shapes and output names (shapes if known)."""
+
+    inputs: dict[str, tuple[int, ...]]
+    outputs: tuple[str, ...]
+    output_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def check_finite(outputs: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:
+    """Raise an ArtifactError naming the file if any output holds NaN or Inf."""
+    for name, value in outputs.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            bad = int((~np.isfinite(value)).sum())
+            raise ArtifactError(
+                f"{path}: output {name!r} has {bad}/{value.size} NaN/Inf values"
+            )
+    return outputs
+
+
+def check_input_shapes(inputs: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]],
+                       path: Path) -> None:
+    """Raise an ArtifactError naming the file when an input's shape differs from the model's."""
+    for name, shape in expected.items():
+        if name not in inputs:
+            raise ArtifactError(f"{path}: input {name!r} missing; given {sorted(inputs)}")
+        if tuple(inputs[name].shape) != tuple(shape):
+            raise ArtifactError(
+                f"{path}: input {name!r} has shape {tuple(inputs[name].shape)}, "
+                f"the artifact expects {tuple(shape)}"
+            )
+
+
+def require(module: str, pip_name: str, purpose: str):
+    """Import a runtime package or raise RuntimeUnavailable with the pip command."""
+    try:
+        return __import__(module, fromlist=["_"])
+    except ImportError as err:
+        raise RuntimeUnavailable(
+            f"{purpose} needs the {module!r} package ({err}); install it with: pip install {pip_name}"
+        ) from err

@@ -1,0 +1,60 @@
+"""ONNX Runtime runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.runtimes.base import ArtifactError, IOSpec, check_finite, check_input_shapes, require
+
+
+class OnnxRunner:
+    """An InferenceSession with fixed threads; CUDA provider when device='cuda'."""
+
+    def __init__(self, path: Path, io: IOSpec, threads: int | None = None,
+                 device: str = "cpu") -> None:
+        ort = require("onnxruntime", "onnxruntime==1.32.0", "ONNX")
+        self.path, self.io, self._ort = Path(path), io, ort
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                from models.runtimes.base import RuntimeUnavailable
+
+                raise RuntimeUnavailable("onnxruntime has no CUDA provider here "
+                                         "(pip install onnxruntime-gpu on a CUDA host)")
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as err:
+            raise ArtifactError(f"{self.path}: onnxruntime cannot load it "
+                                f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+        self.threads = threads
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Feed inputs by position (names may differ in user files), outputs by position."""
+        check_input_shapes(inputs, self.io.inputs, self.path)
+        if len(self.input_names) != len(self.io.inputs):
+            raise ArtifactError(f"{self.path}: {len(self.input_names)} inputs "
+                                f"{self.input_names}, expected {list(self.io.inputs)}")
+        feed = {onnx_name: np.ascontiguousarray(inputs[ours], dtype=np.float32)
+                for onnx_name, ours in zip(self.input_names, self.io.inputs, strict=True)}
+        try:
+            values = self.session.run(None, feed)
+        except Exception as err:
+            raise ArtifactError(f"{self.path}: onnxruntime failed "
+                                f"({type(err).__name__}: {str(err).splitlines()[0][:300]})") from err
+        result = {n: np.asarray(values[i], dtype=np.float32) for i, n in enumerate(self.io.outputs)}
+        return check_finite(result, self.path)
+
+    def describe(self) -> dict[str, str]:
+        """Runtime report."""
+        return {"runtime": "onnxruntime", "version": self._ort.__version__,
+                "providers": ",".join(self.session.get_providers()),
+                "threads": str(self.threads or "default")}

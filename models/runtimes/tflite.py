@@ -1,0 +1,158 @@
+"""TFLite runner on ai-edge-litert (the Raspberry Pi's interpreter), tflite-runtime as fallback.
+
+No torch import here: this module runs on devices with only numpy and the interpreter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.runtimes.base import (
+    ArtifactError,
+    IOSpec,
+    RuntimeUnavailable,
+    check_finite,
+    check_input_shapes,
+)
+
+INSTALL_HINT = "pip install ai-edge-litert (or tflite-runtime on older boards)"
+
+
+def interpreter_class():
+    """The Interpreter class of the first TFLite runtime found."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite-runtime"
+    except ImportError as err:
+        raise RuntimeUnavailable(f"no TFLite interpreter installed: {INSTALL_HINT}") from err
+
+
+def make_interpreter(path: Path, threads: int | None = None, delegates=None,
+                     builtin_ops_only: bool = False):
+    """Load and allocate; a corrupt file raises ArtifactError naming it.
+
+    `builtin_ops_only` keeps XNNPACK from replacing ops by DELEGATE nodes, so the op list
+    is the model's own (for structure checks).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"{path}: TFLite file not found")
+    cls, _ = interpreter_class()
+    extra = {}
+    if builtin_ops_only:
+        try:
+            from ai_edge_litert.interpreter import OpResolverType
+        except ImportError:
+            from tflite_runtime.interpreter import OpResolverType
+        extra["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    try:
+        interpreter = cls(model_path=str(path), num_threads=threads,
+                          experimental_delegates=delegates, **extra)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as err:
+        raise ArtifactError(f"{path}: not a loadable TFLite model "
+                            f"({str(err).splitlines()[0][:200]})") from err
+    return interpreter
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
+    """Affine quantisation with rounding and saturation."""
+    info = np.iinfo(dtype)
+    q = np.round(x / scale) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Inverse of `quantize` up to rounding."""
+    return ((q.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+def _nhwc(shape) -> tuple[int, ...]:
+    return (shape[0], *shape[2:], shape[1]) if len(shape) == 4 else tuple(shape)
+
+
+class TFLiteRunner:
+    """Runs a .tflite; converts NCHW<->NHWC and (de)quantises int8/uint8 I/O."""
+
+    def __init__(self, path: Path, io: IOSpec, threads: int | None = None, delegates=None,
+                 runtime_label: str | None = None) -> None:
+        self.path, self.io, self.threads = Path(path), io, threads
+        self.interpreter = make_interpreter(self.path, threads, delegates)
+        _, self.runtime = interpreter_class()
+        if runtime_label:
+            self.runtime = runtime_label
+        self.input_details = self.interpreter.get_input_details()
+        self.output_details = self.interpreter.get_output_details()
+        if len(self.input_details) != len(io.inputs):
+            raise ArtifactError(f"{self.path}: {len(self.input_details)} inputs, the model "
+                                f"expects {len(io.inputs)} ({list(io.inputs)})")
+        self.input_layout = [self._layout(d, shape)
+                             for d, shape in zip(self.input_details, io.inputs.values(),
+                                                 strict=True)]
+
+    def _layout(self, detail, expected: tuple[int, ...]) -> str:
+        shape = tuple(int(s) for s in detail["shape"])
+        if shape == tuple(expected):
+            return "NCHW"
+        if len(expected) == 4 and shape == _nhwc(expected):
+            return "NHWC"
+        raise ArtifactError(
+            f"{self.path}: input {detail['name']!r} has shape {shape} "
+            f"({np.dtype(detail['dtype']).name}); the model expects {tuple(expected)} NCHW "
+            f"or {_nhwc(expected)} NHWC"
+        )
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Forward once."""
+        check_input_shapes(inputs, self.io.inputs, self.path)
+        for detail, name, layout in zip(self.input_details, self.io.inputs, self.input_layout,
+                                        strict=True):
+            x = np.asarray(inputs[name], dtype=np.float32)
+            if layout == "NHWC":
+                x = x.transpose(0, 2, 3, 1)
+            dtype = np.dtype(detail["dtype"])
+            if dtype in (np.int8, np.uint8, np.int16):
+                scale, zero = detail["quantization"]
+                x = quantize(x, scale, zero, dtype)
+            else:
+                x = x.astype(dtype)
+            self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(x))
+        self.interpreter.invoke()
+        raw = [self.interpreter.get_tensor(d["index"]) for d in self.output_details]
+        if len(raw) < len(self.io.outputs):
+            raise ArtifactError(f"{self.path}: {len(raw)} outputs, expected {len(self.io.outputs)}")
+        result = {}
+        for name, detail, value in zip(self.io.outputs, self.output_details, raw, strict=False):
+            if np.dtype(detail["dtype"]) in (np.int8, np.uint8, np.int16):
+                scale, zero = detail["quantization"]
+                value = dequantize(value, scale, zero)
+            value = np.asarray(value, dtype=np.float32)
+            expected = self.io.output_shapes.get(name)
+            if expected and value.shape != tuple(expected) and len(expected) == 4 \
+                    and value.shape == _nhwc(expected):
+                value = value.transpose(0, 3, 1, 2)
+            result[name] = np.ascontiguousarray(value)
+        return check_finite(result, self.path)
+
+    def describe(self) -> dict[str, str]:
+        """Runtime report: interpreter, version, threads, I/O types and layout."""
+        try:
+            from importlib.metadata import version
+
+            runtime_version = version(self.runtime)
+        except Exception:
+            runtime_version = "unknown"
+        return {"runtime": self.runtime, "version": runtime_version,
+                "threads": str(self.threads or "default"),
+                "delegate": "XNNPACK (interpreter default)",
+                "input_dtype": ",".join(np.dtype(d["dtype"]).name for d in self.input_details),
+                "input_layout": ",".join(self.input_layout)}

@@ -1,0 +1,64 @@
+"""TorchScript runners: full `.pt` (torch.jit.load) and lite `.ptl` (mobile interpreter)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from models.runtimes.base import ArtifactError, IOSpec, check_finite, check_input_shapes, require
+
+
+class TorchScriptRunner:
+    """Runs a `.pt` or `.ptl` on the CPU (or CUDA for `.pt` when device='cuda')."""
+
+    def __init__(self, path: Path, io: IOSpec, lite: bool = False, threads: int | None = None,
+                 device: str = "cpu") -> None:
+        torch = require("torch", "torch==2.14.1", "TorchScript")
+        self.path, self.io, self.lite, self.device = Path(path), io, lite, device
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            if lite:
+                from torch.jit.mobile import _load_for_lite_interpreter
+
+                self.module = _load_for_lite_interpreter(str(self.path))
+            else:
+                self.module = torch.jit.load(str(self.path), map_location=device)
+        except Exception as err:
+            kind = "TorchScript lite (.ptl)" if lite else "TorchScript"
+            raise ArtifactError(f"{self.path}: not a loadable {kind} file "
+                                f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+        self._torch = torch
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Forward once."""
+        torch = self._torch
+        check_input_shapes(inputs, self.io.inputs, self.path)
+        args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device)
+                for n in self.io.inputs]
+        with torch.no_grad():
+            out = self.module(*args)
+        if isinstance(out, dict):
+            out = tuple(out.values())
+        if not isinstance(out, (tuple, list)):
+            out = (out,)
+        flat = [t for t in _flatten(out)]
+        if len(flat) < len(self.io.outputs):
+            raise ArtifactError(f"{self.path}: {len(flat)} outputs, expected {len(self.io.outputs)}")
+        result = {n: flat[i].detach().float().cpu().numpy() for i, n in enumerate(self.io.outputs)}
+        return check_finite(result, self.path)
+
+    def describe(self) -> dict[str, str]:
+        """Runtime report."""
+        return {"runtime": "torch lite interpreter" if self.lite else "torch.jit",
+                "version": self._torch.__version__, "device": self.device,
+                "threads": str(self._torch.get_num_threads())}
+
+
+def _flatten(items):
+    for item in items:
+        if isinstance(item, (tuple, list)):
+            yield from _flatten(item)
+        else:
+            yield item

@@ -1,0 +1,296 @@
+"""The report plugin: results JSON against its schema, JUnit properties, the HTML page."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conformance import figures
+from conformance.report_schema import RESULTS_SCHEMA, SCHEMA_ID, validate
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# An inner session that stands in for the conformance suites: one case of each outcome.
+FAKE_SUITE = '''
+import pathlib
+
+import numpy as np
+import pytest
+
+from conformance import figures
+from conformance.results import attach_figure, record_case
+
+IMAGE = np.random.default_rng(0).integers(0, 255, size=(64, 96, 3), dtype=np.uint8)
+REF = np.zeros((64, 96), dtype=np.int64)
+REF[16:48, 24:72] = 15
+GOT = REF.copy()
+GOT[16:32, 24:48] = 8
+
+
+def _overlay(request, caption):
+    if figures.can_draw():
+        attach_figure(request, caption, figures.segmentation_overlay(IMAGE, REF, GOT, 21))
+
+
+def test_parity_pass(request):
+    record_case(request, suite="parity", model="deeplabv3plus_lite", format="onnx",
+                profile="cpu", metrics={"argmax_agreement": 0.998, "max_abs": 2e-5},
+                budgets={"argmax_agreement": 0.99},
+                info={"runtime": "onnxruntime", "threads": np.int64(2),
+                      "weights": pathlib.Path("fixtures/weights.pt")})
+    _overlay(request, "image 0")
+
+
+def test_accuracy_fail(request):
+    record_case(request, suite="accuracy", model="deeplabv3plus_lite", format="tflite_int8",
+                profile="cpu", metrics={"miou_drop": 4.2, "agreement_miou": 0.81},
+                budgets={"miou_drop": 2.0}, info={"delegate": "XNNPACK", "threads": 2})
+    _overlay(request, "image 0")
+    _overlay(request, "image 1")
+    assert 4.2 <= 2.0, "mIoU drop 4.20 points > budget 2.00 (worst class: cat)"
+
+
+def test_edgetpu_skip(request):
+    record_case(request, suite="edgetpu", model="deeplabv3plus_lite", format="edgetpu",
+                profile="coral")
+    pytest.skip("no Edge TPU attached")
+
+
+@pytest.mark.xfail(reason="known int8 drop on small masks", strict=True)
+def test_prompt_masks_xfail(request):
+    record_case(request, suite="prompt_masks", model="fastsam_s", format="tflite_int8",
+                profile="pi5", metrics={"mean_iou": 0.33, "snr_db": float("inf")},
+                budgets={"mean_iou": 0.7})
+    if figures.can_draw():
+        attach_figure(request, "prompt 0", figures.prompt_mask_overlay(
+            IMAGE, (10, 10, 60, 50), REF > 0, GOT > 8))
+    assert 0.33 >= 0.7, "mean IoU 0.330 < budget 0.700"
+
+
+@pytest.mark.parametrize(("fmt", "p50"), [("torch_eager", 40.0), ("onnx", 21.0),
+                                          ("tflite_int8", 55.0)])
+def test_latency(request, fmt, p50):
+    record_case(request, suite="latency", model="deeplabv3plus_lite", format=fmt,
+                profile="cpu", metrics={"p50_ms": p50, "p90_ms": p50 * 1.2},
+                budgets={"p50_ms": 50.0})
+    assert p50 <= 50.0, f"p50 {p50} ms > budget 50 ms"
+
+
+@pytest.fixture
+def phone(request):
+    record_case(request, suite="parity", model="semivl_small", format="torchscript_lite",
+                profile="pixel2")
+    raise RuntimeError("adb: no device")
+
+
+def test_parity_on_phone(phone):
+    pass
+
+
+def test_not_a_conformance_case():
+    pass
+'''
+
+# A case skipped by a marker before record_case: its parameter names the matrix cell.
+FAKE_PARITY = '''
+import pytest
+
+
+class Case:
+    def __init__(self, model, format, profile):
+        self.model, self.format, self.profile = model, format, profile
+
+    def __str__(self):
+        return f"{self.model}-{self.format}-{self.profile}"
+
+
+@pytest.mark.skip(reason="edgetpu_compiler not installed")
+@pytest.mark.parametrize("case", [Case("semivl_small", "edgetpu", "coral")], ids=str)
+def test_parity(case):
+    pass
+'''
+
+EXPECTED_OUTCOMES = {
+    "test_fake.py::test_parity_pass": ("passed", ""),
+    "test_fake.py::test_accuracy_fail": (
+        "failed", "mIoU drop 4.20 points > budget 2.00 (worst class: cat)"),
+    "test_fake.py::test_edgetpu_skip": ("skipped", "no Edge TPU attached"),
+    "test_fake.py::test_prompt_masks_xfail": (
+        "xfailed", "known int8 drop on small masks — mean IoU 0.330 < budget 0.700"),
+    "test_fake.py::test_latency[torch_eager-40.0]": ("passed", ""),
+    "test_fake.py::test_latency[onnx-21.0]": ("passed", ""),
+    "test_fake.py::test_latency[tflite_int8-55.0]": ("failed", "p50 55.0 ms > budget 50 ms"),
+    "test_fake.py::test_parity_on_phone": ("error", "error in setup: RuntimeError: adb: no device"),
+    "test_parity.py::test_parity[semivl_small-edgetpu-coral]": (
+        "skipped", "edgetpu_compiler not installed"),
+}
+
+
+def run_fake_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """Run the fake suite with the report plugin in an inner session."""
+    pytester.syspathinsert(ROOT)
+    pytester.makepyfile(test_fake=FAKE_SUITE, test_parity=FAKE_PARITY)
+    return pytester.runpytest("-p", "conformance.report", "-p", "no:cacheprovider", *args)
+
+
+def test_results_json_validates_and_carries_outcomes(pytester: pytest.Pytester) -> None:
+    run = run_fake_suite(pytester)
+    run.assert_outcomes(passed=4, failed=2, skipped=2, xfailed=1, errors=1)
+    document = json.loads((pytester.path / "reports" / "results.json").read_text())
+
+    assert validate(document) == []
+    assert document["schema"] == SCHEMA_ID
+    by_id = {r["nodeid"]: r for r in document["results"]}
+    assert {k: (r["outcome"], r["message"]) for k, r in by_id.items()} == EXPECTED_OUTCOMES
+    assert by_id["test_fake.py::test_parity_pass"]["metrics"] == {
+        "argmax_agreement": 0.998, "max_abs": 2e-5}
+    assert by_id["test_fake.py::test_parity_pass"]["info"] == {
+        "runtime": "onnxruntime", "threads": 2, "weights": "fixtures/weights.pt"}
+    assert by_id["test_fake.py::test_prompt_masks_xfail"]["metrics"]["snr_db"] == "inf"
+    assert by_id["test_parity.py::test_parity[semivl_small-edgetpu-coral]"]["suite"] == "parity"
+    summary = document["summary"]
+    assert (summary["total"], summary["passed"], summary["failed"], summary["error"]) == (
+        9, 3, 2, 1)
+    assert summary["exit_status"] == 1
+    assert "numpy" in document["environment"]["libraries"]
+
+
+def test_results_json_matches_jsonschema_where_installed(pytester: pytest.Pytester) -> None:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema not installed")
+    run_fake_suite(pytester)
+    document = json.loads((pytester.path / "reports" / "results.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(RESULTS_SCHEMA)
+    jsonschema.validate(document, RESULTS_SCHEMA)
+
+
+def test_schema_validator_reports_what_is_wrong() -> None:
+    document = {"schema": "other/1", "created": "x", "environment": {}, "summary": {},
+                "results": [{"suite": "parity", "outcome": "exploded", "metrics": {"a": "x"}}]}
+    errors = "\n".join(validate(document))
+    assert "expected 'segconform.results/1'" in errors
+    assert "$.environment: missing 'libraries'" in errors
+    assert "$.results[0]: missing 'model'" in errors
+    assert "$.results[0].outcome: 'exploded' not one of" in errors
+    assert "$.results[0].metrics.a" in errors
+
+
+def test_report_json_path_option_and_no_pytest_html(pytester: pytest.Pytester) -> None:
+    # As on a Raspberry Pi: no pytest-html, no pytest-metadata; the JSON is still written.
+    run = run_fake_suite(pytester, "--report-json", "out/custom.json", "-p", "no:html",
+                         "-p", "no:metadata")
+    run.assert_outcomes(passed=4, failed=2, skipped=2, xfailed=1, errors=1)
+    document = json.loads((pytester.path / "out" / "custom.json").read_text())
+    assert validate(document) == [] and len(document["results"]) == 9
+    assert not (pytester.path / "reports" / "results.json").exists()
+
+
+@pytest.mark.parametrize("family", ["xunit1", "xunit2"])
+def test_junit_properties_carry_the_metrics(pytester: pytest.Pytester, family: str) -> None:
+    # pytest writes user_properties as <properties> for both families (checked here);
+    # xunit1 is what the README recommends, as xunit2's XSD has no <properties> per case.
+    run_fake_suite(pytester, "--junitxml=reports/junit.xml", "-o", f"junit_family={family}")
+    document = json.loads((pytester.path / "reports" / "results.json").read_text())
+    tree = ET.parse(pytester.path / "reports" / "junit.xml")
+    properties = {}
+    for case in tree.iter("testcase"):
+        name = f"{case.get('classname').replace('.', '/')}.py::{case.get('name')}"
+        properties[name] = {p.get("name"): p.get("value") for p in case.iter("property")}
+
+    for result in document["results"]:
+        props = properties[result["nodeid"]]
+        for key in ("suite", "model", "format", "profile"):
+            assert props[key] == result[key]
+        for metric, value in result["metrics"].items():
+            assert props[f"metric.{metric}"] == str(value)
+        for metric, value in result["budgets"].items():
+            assert props[f"budget.{metric}"] == str(value)
+    assert properties["test_fake.py::test_accuracy_fail"]["metric.miou_drop"] == "4.2"
+    assert properties["test_fake.py::test_parity_pass"]["info.threads"] == "2"
+    suite_properties = {p.get("name") for p in tree.getroot().iter("property")}
+    assert "version.numpy" in suite_properties
+
+
+def test_html_report_has_matrix_overlays_and_plot(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_html", reason="pytest-html not installed")
+    pytest.importorskip("PIL", reason="Pillow not installed")
+    pytest.importorskip("matplotlib", reason="matplotlib not installed")
+    run_fake_suite(pytester, "--html=reports/report.html", "--self-contained-html")
+    page = (pytester.path / "reports" / "report.html").read_text()
+
+    matrix = re.search(r'<table id="segconform-matrix".*?</table>', page, re.S)
+    assert matrix, "verdict matrix missing"
+    assert 'class="sc-cell sc-failed"' in matrix.group()
+    assert 'title="no Edge TPU attached"' in matrix.group()
+    assert "argmax_agreement 0.998 ≥ 0.99" in matrix.group()
+    assert "miou_drop 4.2 ≤ 2" in matrix.group()
+    assert re.search(r'<img alt="latency cpu" src="data:image/png;base64,', page)
+    # Overlays are pytest-html image extras, kept in the page's data blob as data URIs.
+    assert page.count("data:image/png;base64,") >= 3
+    assert "XNNPACK" in page and "Runtimes and weights" in page
+    # Self-contained: nothing for a browser to fetch.
+    assert not re.search(r'src="(https?:)?//|<link |url\((https?:)?//', page)
+
+
+def test_html_notes_missing_matplotlib(pytester: pytest.Pytester,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("pytest_html", reason="pytest-html not installed")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    run_fake_suite(pytester, "--html=reports/report.html", "--self-contained-html")
+    page = (pytester.path / "reports" / "report.html").read_text()
+    assert "latency plots skipped: matplotlib not installed" in page
+    assert 'id="segconform-matrix"' in page
+
+
+def test_plugin_import_pulls_in_no_heavy_library() -> None:
+    # The plugin has to load on a Raspberry Pi that has numpy, pytest and a TFLite runtime.
+    code = ("import sys, conformance.report, conformance.figures; "
+            "print(sorted(m for m in ('torch', 'tensorflow', 'onnxruntime', 'ultralytics', "
+            "'matplotlib', 'PIL', 'pytest_html') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_segmentation_overlay_is_a_small_four_panel_png() -> None:
+    pytest.importorskip("PIL", reason="Pillow not installed")
+    from PIL import Image
+
+    image = np.zeros((512, 384, 3), dtype=np.uint8)
+    ref = np.zeros((512, 384), dtype=np.int64)
+    got = ref.copy()
+    got[:256] = 1
+    png = figures.segmentation_overlay(image, ref, got, num_classes=21)
+    picture = Image.open(io.BytesIO(png))
+    assert picture.height <= 256 + 20
+    assert picture.width <= 4 * 192 + 3 * 8
+    assert base64.b64encode(png)[:8] == base64.b64encode(b"\x89PNG\r\n\x1a\n")[:8]
+
+
+def test_voc_palette_matches_the_dataset_colours() -> None:
+    palette = figures.voc_palette()
+    assert palette[0].tolist() == [0, 0, 0]
+    assert palette[1].tolist() == [128, 0, 0]
+    assert palette[15].tolist() == [192, 128, 128]  # person
+    assert palette[255].tolist() == [224, 224, 192]  # ignore
+
+
+def test_prompt_overlay_accepts_points_boxes_and_missing_masks() -> None:
+    pytest.importorskip("PIL", reason="Pillow not installed")
+    image = np.full((100, 200, 3), 0.5, dtype=np.float32)
+    mask = np.zeros((50, 100), dtype=bool)
+    mask[10:20, 10:40] = True
+    for prompt in [(20, 30), (5, 5, 80, 60), [[1, 2], [3, 4]]]:
+        assert figures.prompt_mask_overlay(image, prompt, mask, None)[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="prompt must be"):
+        figures.prompt_mask_overlay(image, (1, 2, 3), mask, mask)
