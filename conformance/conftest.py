@@ -37,3 +37,45 @@ def references(pytestconfig: pytest.Config, profile_name: str):
         images_dir=Path(images) if images else None,
         threads=load_profiles()["cpu"].threads,
     )
+
+
+@pytest.fixture(scope="session")
+def voc_samples(pytestconfig: pytest.Config):
+    """Labelled evaluation samples: --voc-root's val split, else our synthetic VOC set."""
+    from fixtures.voc import DatasetError, read_voc_split, write_voc_dataset
+    from models.export.cache import cache_root
+
+    root = pytestconfig.getoption("--voc-root")
+    limit = pytestconfig.getoption("--voc-limit")
+    if root:
+        try:
+            return "VOC2012 val", read_voc_split(Path(root), "val", limit=limit)
+        except (DatasetError, FileNotFoundError) as err:
+            raise pytest.UsageError(f"--voc-root: {err}") from err
+    folder = cache_root() / "voc_synthetic_v1"
+    if not (folder / "VOCdevkit" / "VOC2012" / "ImageSets").exists():
+        write_voc_dataset(folder, count=8, size=256, seed=7)
+    return "synthetic VOC (8 images, seed 7)", read_voc_split(folder / "VOCdevkit", "val")
+
+
+@pytest.fixture(scope="session")
+def eager_predictions(references, voc_samples):
+    """PyTorch eager class maps per model on the evaluation samples, computed once."""
+    from conformance.inference import semantic_prediction
+    from conformance.reference import run_eager
+
+    cache: dict[str, list] = {}
+
+    def predictions(spec):
+        if spec.name not in cache:
+            ref = references.get(spec)
+            name, out = spec.inputs[0].name, spec.output_names[0]
+
+            def run(x):
+                return run_eager(ref.model, spec, {name: x})[out]
+
+            cache[spec.name] = [semantic_prediction(run, spec, s.image, s.label.shape)
+                                for s in voc_samples[1]]
+        return cache[spec.name]
+
+    return predictions

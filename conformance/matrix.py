@@ -35,14 +35,14 @@ def _param(case: Case, markers: list[str]) -> object:
 
 
 def format_cases(formats: tuple[str, ...] | None = None, tasks: tuple[str, ...] | None = None,
-                 gpu: bool = True) -> list:
+                 gpu: bool = True, include_eager: bool = False) -> list:
     """Cases for every registered model x format (restricted to `formats`/`tasks`), plus
-    CUDA variants of the formats the gpu profile runs."""
+    CUDA variants of the formats the gpu profile runs; `include_eager` adds PyTorch eager."""
     params = []
     for spec in all_specs():
         if tasks and spec.task not in tasks:
             continue
-        for fmt in spec.formats:
+        for fmt in (("torch_eager",) if include_eager else ()) + spec.formats:
             if formats and fmt not in formats:
                 continue
             params.append(_param(Case(spec, fmt), markers_for_format(fmt, "cpu")))

@@ -23,6 +23,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="evaluate on the images in DIR instead of the fixture images")
     group.addoption("--voc-root", default=None, metavar="PATH",
                     help="a VOCdevkit folder for mIoU against real ground truth")
+    group.addoption("--voc-limit", type=int, default=None, metavar="N",
+                    help="evaluate only the first N images of the split")
+    group.addoption("--bundle", default=None, metavar="PATH",
+                    help="verify exported bundles under PATH (needs only numpy + the runtime)")
     group.addoption("--runslow", action="store_true", default=False,
                     help="also run the slow tier (full-size models)")
     group.addoption("--export-cache", default=None, metavar="DIR",
@@ -36,6 +40,15 @@ def pytest_configure(config: pytest.Config) -> None:
     reports = Path(config.rootpath) / "reports"
     if not os.access(reports if reports.exists() else config.rootpath, os.W_OK):
         raise pytest.UsageError(f"{reports}: reports folder is not writable")
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # With --bundle only the bundle suite runs: on a device, torch is absent.
+    if config.getoption("--bundle") and collection_path.suffix == ".py" \
+            and collection_path.name.startswith("test_") \
+            and collection_path.name != "test_bundle.py":
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

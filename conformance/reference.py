@@ -38,6 +38,7 @@ class Reference:
     inputs: list[dict[str, np.ndarray]]
     outputs: list[dict[str, np.ndarray]]
     calibration: list[dict[str, np.ndarray]] = field(default_factory=list)
+    fixture: bool = True  # False when a user's checkpoint is loaded
 
     @property
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -142,7 +143,8 @@ class ReferenceStore:
         calibration = _split(spec, self._calibration(spec))
         return Reference(spec=spec, model=model, weights=weights,
                          weights_key=weights_digest(model), images=images, labels=labels,
-                         inputs=inputs, outputs=outputs, calibration=calibration)
+                         inputs=inputs, outputs=outputs, calibration=calibration,
+                         fixture=checkpoint is None)
 
     def _fixture_weights(self, spec: ModelSpec, model: torch.nn.Module):
         label = spec.extra.get("weights", "seeded random init")

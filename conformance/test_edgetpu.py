@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.budgets import known_failure
+from conformance.budgets import mark_known_failure
 from conformance.matrix import Case, format_cases
 from conformance.results import record_case
 from models.export import ExportError
@@ -16,9 +16,8 @@ SUITE = "edgetpu"
 @pytest.mark.parametrize("case", format_cases(formats=("edgetpu",), gpu=False))
 def test_edgetpu_compatible(case: Case, references, budgets, profile_name, request) -> None:
     """The int8 model meets the Edge TPU's requirements (what edgetpu_compiler would map)."""
-    reason = known_failure(budgets, SUITE, case.model, case.format)
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    mark_known_failure(request, budgets, SUITE, case.model, case.format,
+                       references.get(case.spec).fixture)
     result = record_case(request, suite=SUITE, model=case.model, format=case.format,
                          profile=profile_name, budgets={"max_unsupported_ops": 0.0})
     try:

@@ -57,9 +57,17 @@ def configure_offline(cache_root: Path) -> Path:
     return cache_root
 
 
+def _find_spec(name: str):
+    # An import blocker (tests) or a broken install must read as "absent", not crash here.
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+
+
 def _install_fonts(user_config_dir: Path) -> None:
     # matplotlib ships DejaVuSans; found through its spec so matplotlib is not imported here.
-    spec = importlib.util.find_spec("matplotlib")
+    spec = _find_spec("matplotlib")
     if spec is None or spec.origin is None:
         return
     source = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
@@ -73,7 +81,7 @@ def _install_fonts(user_config_dir: Path) -> None:
 
 
 def _write_ultralytics_settings(yolo_dir: Path) -> None:
-    if importlib.util.find_spec("ultralytics") is None:
+    if _find_spec("ultralytics") is None:
         return
     # Importing ultralytics.utils is safe now: the environment above is already in place.
     from ultralytics.utils import SETTINGS

@@ -8,11 +8,14 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from models.export.cache import arrays_digest, cache_root, content_key, library_versions
-from models.export.request import ExportRequest
+
+if TYPE_CHECKING:  # the request module imports torch; bundles on devices must not
+    from models.export.request import ExportRequest
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class ExportSession:
 
     def _convert(self, fmt: ExportFormat, path: Path, meta_path: Path, error_path: Path,
                  upstream: Path | None) -> Artifact:
+        from models.export.request import ExportRequest
+
         request = ExportRequest(spec=self.spec, model=self.model, example=self.example,
                                 out_path=path.with_suffix(".tmp" + fmt.suffix),
                                 calibration=self.calibration if fmt.uses_calibration else [],

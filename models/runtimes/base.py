@@ -57,7 +57,7 @@ def check_finite(outputs: dict[str, np.ndarray], path: Path) -> dict[str, np.nda
 
 def check_input_shapes(inputs: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]],
                        path: Path) -> None:
-    """Raise an ArtifactError naming the file when an input's shape differs from the model's."""
+    """Raise an ArtifactError naming the file when an input's shape or dtype is not the model's."""
     for name, shape in expected.items():
         if name not in inputs:
             raise ArtifactError(f"{path}: input {name!r} missing; given {sorted(inputs)}")
@@ -65,6 +65,33 @@ def check_input_shapes(inputs: dict[str, np.ndarray], expected: dict[str, tuple[
             raise ArtifactError(
                 f"{path}: input {name!r} has shape {tuple(inputs[name].shape)}, "
                 f"the artifact expects {tuple(shape)}"
+            )
+        dtype = np.asarray(inputs[name]).dtype
+        if not np.issubdtype(dtype, np.floating):
+            # Integer pixels mean the model's preprocess was skipped; casting would hide it.
+            raise ArtifactError(
+                f"{path}: input {name!r} has dtype {dtype}, the artifact expects float32 "
+                "(preprocessed, normalised values)"
+            )
+
+
+def shape_mismatch(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    """'axis 1: 91 vs 21'-style summary of where two shapes differ."""
+    if len(got) != len(expected):
+        return f"rank {len(got)} vs {len(expected)}"
+    return ", ".join(f"axis {k}: {g} vs {e}"
+                     for k, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e)
+
+
+def check_output_shapes(outputs: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]],
+                        path: Path) -> None:
+    """Raise an ArtifactError naming the file when an output's shape is not the model's."""
+    for name, shape in expected.items():
+        if name in outputs and tuple(outputs[name].shape) != tuple(shape):
+            got = tuple(outputs[name].shape)
+            raise ArtifactError(
+                f"{path}: output {name!r} has shape {got}, the model's is {tuple(shape)} "
+                f"({shape_mismatch(got, tuple(shape))}); an artifact of another model?"
             )
 
 
@@ -74,5 +101,6 @@ def require(module: str, pip_name: str, purpose: str):
         return __import__(module, fromlist=["_"])
     except ImportError as err:
         raise RuntimeUnavailable(
-            f"{purpose} needs the {module!r} package ({err}); install it with: pip install {pip_name}"
+            f"{purpose} needs the {module!r} package ({err}); "
+            f"install it with: pip install {pip_name}"
         ) from err

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import numpy as np
 
-from models.runtimes.base import ArtifactError, IOSpec, check_finite, check_input_shapes, require
+from models.runtimes.base import (
+    ArtifactError,
+    IOSpec,
+    check_finite,
+    check_input_shapes,
+    check_output_shapes,
+    require,
+    shape_mismatch,
+)
 
 
 class OnnxRunner:
@@ -31,11 +39,29 @@ class OnnxRunner:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as err:
+            first = str(err).splitlines()[0][:200] if str(err) else ""
             raise ArtifactError(f"{self.path}: onnxruntime cannot load it "
-                                f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+                                f"({type(err).__name__}: {first})") from err
         self.threads = threads
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self._check_declared_shapes()
+
+    def _check_declared_shapes(self) -> None:
+        # Cheap structure first: a file of another model or input size fails at load, by name.
+        declared = [("input", i, ours, self.io.inputs.get(ours))
+                    for i, ours in zip(self.session.get_inputs(), self.io.inputs, strict=False)]
+        declared += [("output", o, ours, self.io.output_shapes.get(ours))
+                     for o, ours in zip(self.session.get_outputs(), self.io.outputs, strict=False)]
+        for kind, value, ours, expected in declared:
+            shape = tuple(value.shape)
+            if expected is None or not all(isinstance(d, int) for d in shape):
+                continue  # symbolic dimensions: checked on each run instead
+            if shape != tuple(expected):
+                raise ArtifactError(
+                    f"{self.path}: {kind} {value.name!r} has shape {shape}, the model's "
+                    f"{ours!r} is {tuple(expected)} ({shape_mismatch(shape, tuple(expected))}); "
+                    "an artifact of another model or input size?")
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Feed inputs by position (names may differ in user files), outputs by position."""
@@ -48,9 +74,11 @@ class OnnxRunner:
         try:
             values = self.session.run(None, feed)
         except Exception as err:
+            first = str(err).splitlines()[0][:300] if str(err) else ""
             raise ArtifactError(f"{self.path}: onnxruntime failed "
-                                f"({type(err).__name__}: {str(err).splitlines()[0][:300]})") from err
+                                f"({type(err).__name__}: {first})") from err
         result = {n: np.asarray(values[i], dtype=np.float32) for i, n in enumerate(self.io.outputs)}
+        check_output_shapes(result, self.io.output_shapes, self.path)
         return check_finite(result, self.path)
 
     def describe(self) -> dict[str, str]:

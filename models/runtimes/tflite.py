@@ -15,6 +15,8 @@ from models.runtimes.base import (
     RuntimeUnavailable,
     check_finite,
     check_input_shapes,
+    check_output_shapes,
+    shape_mismatch,
 )
 
 INSTALL_HINT = "pip install ai-edge-litert (or tflite-runtime on older boards)"
@@ -37,17 +39,20 @@ def interpreter_class():
 
 
 def make_interpreter(path: Path, threads: int | None = None, delegates=None,
-                     builtin_ops_only: bool = False):
+                     builtin_ops_only: bool = False, preserve_all_tensors: bool = False):
     """Load and allocate; a corrupt file raises ArtifactError naming it.
 
     `builtin_ops_only` keeps XNNPACK from replacing ops by DELEGATE nodes, so the op list
-    is the model's own (for structure checks).
+    is the model's own (for structure checks). `preserve_all_tensors` keeps every
+    intermediate readable after invoke (layer-wise localisation).
     """
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: TFLite file not found")
     cls, _ = interpreter_class()
     extra = {}
+    if preserve_all_tensors:
+        extra["experimental_preserve_all_tensors"] = True
     if builtin_ops_only:
         try:
             from ai_edge_litert.interpreter import OpResolverType
@@ -84,9 +89,11 @@ class TFLiteRunner:
     """Runs a .tflite; converts NCHW<->NHWC and (de)quantises int8/uint8 I/O."""
 
     def __init__(self, path: Path, io: IOSpec, threads: int | None = None, delegates=None,
-                 runtime_label: str | None = None) -> None:
+                 runtime_label: str | None = None, inspect: bool = False) -> None:
         self.path, self.io, self.threads = Path(path), io, threads
-        self.interpreter = make_interpreter(self.path, threads, delegates)
+        # inspect: builtin kernels only and every tensor kept, for reading intermediates.
+        self.interpreter = make_interpreter(self.path, threads, delegates,
+                                            builtin_ops_only=inspect, preserve_all_tensors=inspect)
         _, self.runtime = interpreter_class()
         if runtime_label:
             self.runtime = runtime_label
@@ -98,6 +105,14 @@ class TFLiteRunner:
         self.input_layout = [self._layout(d, shape)
                              for d, shape in zip(self.input_details, io.inputs.values(),
                                                  strict=True)]
+        for detail, name in zip(self.output_details, io.outputs, strict=False):
+            expected = io.output_shapes.get(name)
+            shape = tuple(int(s) for s in detail["shape"])
+            if expected and shape not in (tuple(expected), _nhwc(expected)):
+                raise ArtifactError(
+                    f"{self.path}: output {detail['name']!r} has shape {shape}, the model's "
+                    f"{name!r} is {tuple(expected)} ({shape_mismatch(shape, tuple(expected))}); "
+                    "an artifact of another model or input size?")
 
     def _layout(self, detail, expected: tuple[int, ...]) -> str:
         shape = tuple(int(s) for s in detail["shape"])
@@ -141,6 +156,7 @@ class TFLiteRunner:
                     and value.shape == _nhwc(expected):
                 value = value.transpose(0, 3, 1, 2)
             result[name] = np.ascontiguousarray(value)
+        check_output_shapes(result, self.io.output_shapes, self.path)
         return check_finite(result, self.path)
 
     def describe(self) -> dict[str, str]:

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models.runtimes.base import ArtifactError, IOSpec, check_finite, check_input_shapes, require
+from models.runtimes.base import (
+    ArtifactError,
+    IOSpec,
+    check_finite,
+    check_input_shapes,
+    check_output_shapes,
+    require,
+)
 
 
 class TorchScriptRunner:
@@ -27,26 +34,35 @@ class TorchScriptRunner:
                 self.module = torch.jit.load(str(self.path), map_location=device)
         except Exception as err:
             kind = "TorchScript lite (.ptl)" if lite else "TorchScript"
+            first = str(err).splitlines()[0][:200] if str(err) else ""
             raise ArtifactError(f"{self.path}: not a loadable {kind} file "
-                                f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from err
+                                f"({type(err).__name__}: {first})") from err
         self._torch = torch
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Forward once."""
         torch = self._torch
         check_input_shapes(inputs, self.io.inputs, self.path)
-        args = [torch.from_numpy(np.ascontiguousarray(inputs[n])).to(self.device)
+        # float32 like the other runners (a float64 array would fail inside the graph).
+        args = [torch.from_numpy(np.ascontiguousarray(inputs[n], dtype=np.float32)).to(self.device)
                 for n in self.io.inputs]
-        with torch.no_grad():
-            out = self.module(*args)
+        try:
+            with torch.no_grad():
+                out = self.module(*args)
+        except RuntimeError as err:
+            # TorchScript puts its interpreter traceback first; the cause is the last line.
+            lines = [line for line in str(err).splitlines() if line.strip()] or [""]
+            raise ArtifactError(f"{self.path}: forward failed ({lines[-1].strip()[:300]})") from err
         if isinstance(out, dict):
             out = tuple(out.values())
         if not isinstance(out, (tuple, list)):
             out = (out,)
         flat = [t for t in _flatten(out)]
         if len(flat) < len(self.io.outputs):
-            raise ArtifactError(f"{self.path}: {len(flat)} outputs, expected {len(self.io.outputs)}")
+            raise ArtifactError(f"{self.path}: {len(flat)} outputs, "
+                                f"expected {len(self.io.outputs)}")
         result = {n: flat[i].detach().float().cpu().numpy() for i, n in enumerate(self.io.outputs)}
+        check_output_shapes(result, self.io.output_shapes, self.path)
         return check_finite(result, self.path)
 
     def describe(self) -> dict[str, str]:

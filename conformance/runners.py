@@ -1,0 +1,31 @@
+"""Getting a runnable artifact for a case: export through the cache, load, or skip/fail clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.matrix import Case
+from models.export import ExportError
+from models.runtimes import IOSpec, RuntimeUnavailable, load_runner
+
+
+def load_case_runner(case: Case, references, threads: int):
+    """(reference, artifact, runner); skip when the runtime or device is absent here."""
+    if case.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("no CUDA device on this host (gpu profile)")
+    ref = references.get(case.spec)
+    try:
+        artifact = references.session(case.spec).export(case.format)
+    except ExportError as err:
+        pytest.fail(f"{case}: export failed: {err}", pytrace=False)
+    io = IOSpec(inputs={i.name: i.shape for i in case.spec.inputs},
+                outputs=case.spec.output_names, output_shapes=ref.output_shapes)
+    try:
+        runner = load_runner(case.format, artifact.path, io, threads=threads,
+                             device=case.device, meta=artifact.meta)
+    except RuntimeUnavailable as err:
+        pytest.skip(f"{case.format}: {err}")
+    return ref, artifact, runner

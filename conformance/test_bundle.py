@@ -1,0 +1,65 @@
+"""Verify on-device bundles: `pytest -m pi5 --bundle PATH` with numpy + a TFLite runtime only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conformance.budgets import budget_for, explain, load_budgets, violations
+from conformance.bundle import find_bundles, read_bundle
+from conformance.metrics.parity import compare_output, worst
+from conformance.profiles import markers_for_format
+from conformance.results import record_case
+from models.runtimes import IOSpec, RuntimeUnavailable, load_runner
+
+SUITE = "parity"
+
+
+def _bundle_params(config: pytest.Config) -> list:
+    root = config.getoption("--bundle")
+    if not root:
+        return []
+    params = []
+    for folder in find_bundles(Path(root)):
+        fmt = folder.name
+        marks = [getattr(pytest.mark, m) for m in markers_for_format(fmt)]
+        params.append(pytest.param(folder, marks=marks, id=f"{folder.parent.name}-{fmt}"))
+    if not params:
+        raise pytest.UsageError(f"--bundle {root}: no bundle (manifest.json) found there")
+    return params
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "bundle_dir" in metafunc.fixturenames:
+        metafunc.parametrize("bundle_dir", _bundle_params(metafunc.config))
+
+
+def test_bundle_parity(bundle_dir: Path, pytestconfig: pytest.Config, profile_name: str,
+                       request) -> None:
+    """The bundled artifact reproduces the stored PyTorch outputs within the parity budget."""
+    bundle = read_bundle(bundle_dir)
+    manifest = bundle.manifest
+    budget = budget_for(load_budgets(overrides=pytestconfig.getoption("--budget")), SUITE,
+                        manifest["format"], profile_name)
+    record_case(request, suite=SUITE, model=manifest["model"], format=manifest["format"],
+                profile=profile_name, budgets=budget, info={"bundle": str(bundle_dir)})
+    io = IOSpec(inputs={k: tuple(v["shape"]) for k, v in manifest["inputs"].items()},
+                outputs=tuple(manifest["outputs"]),
+                output_shapes={k: tuple(v["shape"]) for k, v in manifest["outputs"].items()})
+    try:
+        runner = load_runner(manifest["format"], bundle.artifact, io,
+                             meta=manifest.get("export", {}))
+    except RuntimeUnavailable as err:
+        pytest.skip(str(err))
+    semantic = manifest["task"] == "semantic"
+    reports = []
+    for inputs, expected in zip(bundle.inputs, bundle.outputs, strict=True):
+        got = runner.run(inputs)
+        reports += [compare_output(k, v, got[k], class_axis=1 if semantic else None)
+                    for k, v in expected.items()]
+    metrics = worst(reports)
+    record_case(request, suite=SUITE, model=manifest["model"], format=manifest["format"],
+                profile=profile_name, metrics=metrics, info=runner.describe())
+    assert not violations(metrics, budget), explain(
+        f"bundle {bundle_dir}", metrics, budget, hint=f"weights: {manifest['weights']}")

@@ -1,0 +1,73 @@
+"""Latency per model x format with pytest-benchmark, against the active profile's budgets.
+
+Budgets with absolute milliseconds belong to a device and apply only on that host; elsewhere
+the case measures, reports and skips with the local figure. The speed ratio to PyTorch eager
+comes from the same run (eager cases run first).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conformance.budgets import budget_for, explain, violations
+from conformance.matrix import Case, format_cases
+from conformance.profiles import host_description, host_matches, load_profiles
+from conformance.reference import run_eager
+from conformance.results import record_case
+from conformance.runners import load_case_runner
+
+SUITE = "latency"
+EAGER = "torch_eager"
+WARMUP, ROUNDS = 3, 7  # TorchScript's profiling executor optimises over the first runs
+_eager_p50: dict[str, float] = {}
+
+
+def _cases() -> list:
+    return format_cases(formats=(EAGER,), gpu=False, include_eager=True) + format_cases(gpu=False)
+
+
+@pytest.mark.parametrize("case", _cases())
+def test_latency(case: Case, references, budgets, profile_name, benchmark, request) -> None:
+    """Median and p90 of single-image inference after warm-up, at the profile's threads."""
+    profile = load_profiles()[profile_name]
+    threads = profile.threads
+    budget = budget_for(budgets, SUITE, case.format, profile_name)
+    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
+                         profile=profile_name, budgets=budget)
+    if case.format == EAGER:
+        import torch
+
+        ref = references.get(case.spec)
+        torch.set_num_threads(threads)
+        inputs = ref.inputs[0]
+
+        def infer():
+            return run_eager(ref.model, case.spec, inputs)
+
+        result.info.update(runtime=f"torch {torch.__version__} eager", threads=threads)
+    else:
+        ref, artifact, runner = load_case_runner(case, references, threads=threads)
+        inputs = ref.inputs[0]
+
+        def infer():
+            return runner.run(inputs)
+
+        result.info.update(**runner.describe())
+    benchmark.group = f"{case.model} ({profile_name}, {threads} threads)"
+    benchmark.pedantic(infer, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    data = np.asarray(benchmark.stats.stats.data) * 1000.0
+    metrics = {"p50_ms": float(np.percentile(data, 50)), "p90_ms": float(np.percentile(data, 90)),
+               "mean_ms": float(data.mean())}
+    if case.format == EAGER:
+        _eager_p50[case.model] = metrics["p50_ms"]
+    elif case.model in _eager_p50:
+        metrics["speedup_vs_eager"] = _eager_p50[case.model] / metrics["p50_ms"]
+    record_case(request, suite=SUITE, model=case.model, format=case.format,
+                profile=profile_name, metrics=metrics, info={"rounds": ROUNDS, "warmup": WARMUP})
+    bad = violations(metrics, budget)
+    if bad and not host_matches(profile_name):
+        pytest.skip(f"{profile_name} latency budget applies on a {profile.description}; "
+                    f"measured here on {host_description()}: p50 {metrics['p50_ms']:.1f} ms, "
+                    f"p90 {metrics['p90_ms']:.1f} ms ({'; '.join(str(v) for v in bad)})")
+    assert not bad, explain(f"{case} latency on {profile_name}", metrics, budget)
