@@ -27,6 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="evaluate only the first N images of the split")
     group.addoption("--bundle", default=None, metavar="PATH",
                     help="verify exported bundles under PATH (needs only numpy + the runtime)")
+    group.addoption("--baseline", default=None, metavar="RESULTS_JSON",
+                    help="fail on drops since an earlier run's results.json ([baseline] budgets)")
     group.addoption("--runslow", action="store_true", default=False,
                     help="also run the slow tier (full-size models)")
     group.addoption("--export-cache", default=None, metavar="DIR",
@@ -46,7 +48,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     # With --bundle only the bundle suite runs: on a device, torch is absent.
     if config.getoption("--bundle") and collection_path.suffix == ".py" \
             and collection_path.name.startswith("test_") \
-            and collection_path.name != "test_bundle.py":
+            and collection_path != Path(__file__).with_name("test_bundle.py"):
         return True
     return None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conformance.baseline import baseline_regressions
 from conformance.budgets import budget_for, explain, mark_known_failure, violations
 from conformance.inference import semantic_prediction
 from conformance.matrix import Case, format_cases
@@ -34,8 +35,8 @@ def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
                   eager_predictions, request) -> None:
     """mIoU drop vs PyTorch and agreement mIoU within the format's accuracy budget."""
     budget = budget_for(budgets, SUITE, case.format, profile_name)
-    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
-                         profile=profile_name, budgets=budget)
+    record_case(request, suite=SUITE, model=case.model, format=case.format,
+                profile=profile_name, budgets=budget)
     dataset, samples = voc_samples
     ref, artifact, runner = load_case_runner(case, references, threads=2)
     mark_known_failure(request, budgets, SUITE, case.model, case.format, ref.fixture)
@@ -76,6 +77,9 @@ def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
     if figure is not None:
         attach_figure(request, f"{samples[worst_image].name}: input / PyTorch / "
                       f"{case.format} / disagreement", figure)
+    regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
+                                       profile_name, metrics)
+    assert not regressions, f"{case} regressed: " + "; ".join(regressions)
     assert not failed, explain(
         f"{case} accuracy on {dataset} ({len(samples)} images)", metrics, budget,
         hint=f"worst class {worst} (IoU {iou[worst] if worst >= 0 else float('nan'):.3f}); "

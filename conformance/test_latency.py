@@ -47,7 +47,7 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
 
         result.info.update(runtime=f"torch {torch.__version__} eager", threads=threads)
     else:
-        ref, artifact, runner = load_case_runner(case, references, threads=threads)
+        ref, _, runner = load_case_runner(case, references, threads=threads)
         inputs = ref.inputs[0]
 
         def infer():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conformance.baseline import baseline_regressions
 from conformance.budgets import budget_for, explain, mark_known_failure, violations
 from conformance.bundle import write_bundle
 from conformance.matrix import Case, format_cases
@@ -46,3 +47,6 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     assert not violations(metrics, budget), explain(
         f"{case} parity vs PyTorch eager over {len(ref.inputs)} images", metrics, budget,
         hint=f"artifact {artifact.path}; weights: {ref.weights}")
+    regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
+                                       profile_name, metrics)
+    assert not regressions, f"{case} regressed: " + "; ".join(regressions)

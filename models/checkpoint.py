@@ -21,8 +21,10 @@ def read_checkpoint(path: Path) -> Mapping[str, object]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:  # torch raises many types for truncated/corrupt files
+        from models.runtimes.base import error_summary
+
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(err).__name__}: {err})"
+            f"{path}: not a readable PyTorch checkpoint ({error_summary(err)})"
         ) from err
     if isinstance(data, nn.Module):
         return data.state_dict()

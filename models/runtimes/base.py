@@ -95,6 +95,16 @@ def check_output_shapes(outputs: dict[str, np.ndarray], expected: dict[str, tupl
             )
 
 
+def error_summary(err: BaseException, limit: int = 200) -> str:
+    """'Type: first line' of an exception, cut at a sentence end to fit `limit` characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if len(text) > limit:
+        cut = text.rfind(". ", 0, limit)
+        text = text[:cut] if cut > 0 else text[:limit] + "…"
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def require(module: str, pip_name: str, purpose: str):
     """Import a runtime package or raise RuntimeUnavailable with the pip command."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from models.runtimes.base import (
     check_finite,
     check_input_shapes,
     check_output_shapes,
+    error_summary,
     require,
     shape_mismatch,
 )
@@ -39,9 +41,8 @@ class OnnxRunner:
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as err:
-            first = str(err).splitlines()[0][:200] if str(err) else ""
             raise ArtifactError(f"{self.path}: onnxruntime cannot load it "
-                                f"({type(err).__name__}: {first})") from err
+                                f"({self._summary(err)})") from err
         self.threads = threads
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -74,12 +75,17 @@ class OnnxRunner:
         try:
             values = self.session.run(None, feed)
         except Exception as err:
-            first = str(err).splitlines()[0][:300] if str(err) else ""
             raise ArtifactError(f"{self.path}: onnxruntime failed "
-                                f"({type(err).__name__}: {first})") from err
+                                f"({self._summary(err)})") from err
         result = {n: np.asarray(values[i], dtype=np.float32) for i, n in enumerate(self.io.outputs)}
         check_output_shapes(result, self.io.output_shapes, self.path)
         return check_finite(result, self.path)
+
+    def _summary(self, err: Exception) -> str:
+        # ORT prefixes a status code and repeats the path; the message already names the file.
+        text = re.sub(r"\[ONNXRuntimeError\] : \d+ : \w+ : ", "", str(err))
+        text = text.replace(f"Load model from {self.path} failed:", "")
+        return error_summary(type(err)(text), limit=300)
 
     def describe(self) -> dict[str, str]:
         """Runtime report."""

@@ -12,6 +12,7 @@ from models.runtimes.base import (
     check_finite,
     check_input_shapes,
     check_output_shapes,
+    error_summary,
     require,
 )
 
@@ -34,9 +35,8 @@ class TorchScriptRunner:
                 self.module = torch.jit.load(str(self.path), map_location=device)
         except Exception as err:
             kind = "TorchScript lite (.ptl)" if lite else "TorchScript"
-            first = str(err).splitlines()[0][:200] if str(err) else ""
             raise ArtifactError(f"{self.path}: not a loadable {kind} file "
-                                f"({type(err).__name__}: {first})") from err
+                                f"({error_summary(err)})") from err
         self._torch = torch
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

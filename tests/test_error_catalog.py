@@ -1,0 +1,352 @@
+"""The error catalog: every bad input gives one clear line naming the file and the problem.
+
+`SEGCONFORM_SHOW_ERRORS=1 pytest -s tests/test_error_catalog.py` prints each message
+(docs/error_catalog.md is copied from that output).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from models.runtimes import ArtifactError, IOSpec, RuntimeUnavailable, load_runner
+
+ROOT = Path(__file__).resolve().parents[1]
+LITE = "deeplabv3plus_mnv3_lite"
+SIZE = 256
+IO = IOSpec(inputs={"image": (1, 3, SIZE, SIZE)}, outputs=("logits",),
+            output_shapes={"logits": (1, 21, SIZE, SIZE)})
+ARTIFACT_FORMATS = ("torchscript", "torchscript_lite", "onnx", "tflite_fp32")
+
+
+def expect_one_line(kind: type[BaseException], call, *needles: object) -> str:
+    """Run `call`, require `kind` with a one-line message containing every needle."""
+    with pytest.raises(kind) as caught:
+        call()
+    message = str(caught.value)
+    if os.environ.get("SEGCONFORM_SHOW_ERRORS"):
+        print(f"\n{kind.__name__}: {message}")
+    assert "\n" not in message, message
+    for needle in needles:
+        assert str(needle) in message, f"{needle!r} not in {message!r}"
+    return message
+
+
+@pytest.fixture(scope="module")
+def lite():
+    """The lite model's reference and its exports (default cache: hits after the first run)."""
+    from conformance.reference import ReferenceStore
+    from models.registry import get_spec
+
+    spec = get_spec(LITE)
+    store = ReferenceStore()
+    session = store.session(spec)
+    artifacts = {fmt: session.export(fmt) for fmt in ARTIFACT_FORMATS}
+    return SimpleNamespace(spec=spec, store=store, ref=store.get(spec), artifacts=artifacts)
+
+
+def tiny_onnx(path: Path, shape: tuple, op: str = "Identity") -> Path:
+    """A one-node ONNX model 'image' -> 'logits' (Identity, or Div by zero for NaN)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes, inits = [helper.make_node("Identity", ["image"], ["logits"])], []
+    if op == "DivByZero":
+        inits = [helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])]
+        nodes = [helper.make_node("Div", ["image", "zero"], ["logits"])]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8  # what onnxruntime 1.32 reads, whatever onnx writes by default
+    onnx.save(model, path)
+    return path
+
+
+# --- corrupt and truncated artifacts ------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ARTIFACT_FORMATS)
+def test_truncated_artifact(lite, fmt: str, tmp_path: Path) -> None:
+    source = lite.artifacts[fmt].path
+    broken = tmp_path / f"truncated{source.suffix}"
+    broken.write_bytes(source.read_bytes()[: source.stat().st_size // 3])
+    expect_one_line(ArtifactError, lambda: load_runner(fmt, broken, IO), broken)
+
+
+@pytest.mark.parametrize("fmt", ARTIFACT_FORMATS)
+def test_not_a_model_file(fmt: str, tmp_path: Path) -> None:
+    suffix = {"torchscript": ".pt", "torchscript_lite": ".ptl", "onnx": ".onnx"}.get(fmt,
+                                                                                     ".tflite")
+    junk = tmp_path / f"photo{suffix}"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    expect_one_line(ArtifactError, lambda: load_runner(fmt, junk, IO), junk)
+
+
+# --- an artifact of another model ----------------------------------------------------------
+
+
+def test_other_architecture_onnx(tmp_path: Path) -> None:
+    """The conventional DeepLab (91 classes) given where the lite one (21) is expected."""
+    from models.export.onnx import export_onnx
+    from models.export.request import ExportRequest
+    from models.registry import get_spec
+
+    spec = get_spec("deeplabv3plus_mnv3_conventional")
+    path = tmp_path / "deeplabv3plus_mnv3_conventional.onnx"
+    example = {"image": np.zeros((1, 3, SIZE, SIZE), np.float32)}
+    export_onnx(ExportRequest(spec=spec, model=spec.build(), example=example, out_path=path))
+    expect_one_line(ArtifactError, lambda: load_runner("onnx", path, IO),
+                    path, "(1, 91, 256, 256)", "(1, 21, 256, 256)", "axis 1: 91 vs 21")
+
+
+def test_other_input_size_onnx(tmp_path: Path) -> None:
+    path = tiny_onnx(tmp_path / "exported_at_320.onnx", (1, 3, 320, 320))
+    expect_one_line(ArtifactError, lambda: load_runner("onnx", path, IO),
+                    path, "(1, 3, 320, 320)", "(1, 3, 256, 256)")
+
+
+def test_other_output_shape_at_run(tmp_path: Path) -> None:
+    """TorchScript declares no shapes: a wrong output is caught on the first run instead."""
+    import torch
+
+    path = tmp_path / "three_channels.pt"
+    torch.jit.trace(torch.nn.Identity(), torch.zeros(1, 3, SIZE, SIZE)).save(str(path))
+    runner = load_runner("torchscript", path, IO)
+    image = {"image": np.zeros((1, 3, SIZE, SIZE), np.float32)}
+    expect_one_line(ArtifactError, lambda: runner.run(image),
+                    path, "(1, 3, 256, 256)", "(1, 21, 256, 256)", "axis 1: 3 vs 21")
+
+
+# --- wrong inputs ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ARTIFACT_FORMATS)
+def test_wrong_input_shape(lite, fmt: str) -> None:
+    runner = load_runner(fmt, lite.artifacts[fmt].path, IO)
+    image = {"image": np.zeros((1, 3, 128, 128), np.float32)}
+    expect_one_line(ArtifactError, lambda: runner.run(image),
+                    runner.path, "(1, 3, 128, 128)", "(1, 3, 256, 256)")
+
+
+@pytest.mark.parametrize("fmt", ARTIFACT_FORMATS)
+def test_wrong_input_dtype(lite, fmt: str) -> None:
+    runner = load_runner(fmt, lite.artifacts[fmt].path, IO)
+    pixels = {"image": np.zeros((1, 3, SIZE, SIZE), np.uint8)}
+    expect_one_line(ArtifactError, lambda: runner.run(pixels), runner.path, "uint8", "float32")
+
+
+# --- non-finite outputs --------------------------------------------------------------------
+
+
+def test_nan_output_onnx(tmp_path: Path) -> None:
+    path = tiny_onnx(tmp_path / "divides_by_zero.onnx", (1, 3, 4, 4), op="DivByZero")
+    io = IOSpec(inputs={"image": (1, 3, 4, 4)}, outputs=("logits",))
+    runner = load_runner("onnx", path, io)
+    zeros = {"image": np.zeros((1, 3, 4, 4), np.float32)}
+    expect_one_line(ArtifactError, lambda: runner.run(zeros), path, "'logits'", "48/48 NaN/Inf")
+
+
+def test_inf_output_torchscript(tmp_path: Path) -> None:
+    import torch
+
+    class Explodes(torch.nn.Module):
+        def forward(self, image: torch.Tensor) -> torch.Tensor:
+            return torch.exp(image * 1000.0)
+
+    path = tmp_path / "explodes.pt"
+    torch.jit.trace(Explodes(), torch.zeros(1, 3, 4, 4)).save(str(path))
+    io = IOSpec(inputs={"image": (1, 3, 4, 4)}, outputs=("logits",))
+    runner = load_runner("torchscript", path, io)
+    ones = {"image": np.ones((1, 3, 4, 4), np.float32)}
+    expect_one_line(ArtifactError, lambda: runner.run(ones), path, "48/48 NaN/Inf")
+
+
+# --- checkpoints ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lite_state(tmp_path_factory: pytest.TempPathFactory):
+    from models.registry import get_spec
+
+    spec = get_spec(LITE)
+    return spec, spec.build().state_dict()
+
+
+def test_checkpoint_missing_and_unexpected_keys(lite_state, tmp_path: Path) -> None:
+    import torch
+
+    from models.checkpoint import CheckpointError, load_state_dict_file
+
+    spec, state = lite_state
+    renamed = dict(state)
+    renamed["head.weight"] = renamed.pop("classifier.weight")
+    path = tmp_path / "renamed.pt"
+    torch.save({"state_dict": renamed}, path)
+    expect_one_line(CheckpointError, lambda: load_state_dict_file(spec.build(), path),
+                    path, "1 missing (e.g. classifier.weight)", "1 unexpected (e.g. head.weight)")
+
+
+def test_checkpoint_of_other_model(lite_state, tmp_path: Path) -> None:
+    import torch
+
+    from models.checkpoint import CheckpointError, load_state_dict_file
+    from models.registry import get_spec
+
+    spec, _ = lite_state
+    path = tmp_path / "conventional.pt"
+    torch.save(get_spec("deeplabv3plus_mnv3_conventional").build().state_dict(), path)
+    expect_one_line(CheckpointError, lambda: load_state_dict_file(spec.build(), path),
+                    path, "unexpected", "with other shapes", "(256, 960, 1, 1)")
+
+
+def test_checkpoint_truncated(lite_state, tmp_path: Path) -> None:
+    import torch
+
+    from models.checkpoint import CheckpointError, load_state_dict_file
+
+    spec, state = lite_state
+    path = tmp_path / "truncated.pt"
+    torch.save(state, path)
+    path.write_bytes(path.read_bytes()[:100_000])
+    expect_one_line(CheckpointError, lambda: load_state_dict_file(spec.build(), path),
+                    path, "not a readable PyTorch checkpoint")
+
+
+def test_checkpoint_not_a_state_dict(lite_state, tmp_path: Path) -> None:
+    import torch
+
+    from models.checkpoint import CheckpointError, load_state_dict_file
+
+    spec, _ = lite_state
+    path = tmp_path / "list.pt"
+    torch.save([1, 2, 3], path)
+    expect_one_line(CheckpointError, lambda: load_state_dict_file(spec.build(), path),
+                    path, "expected a state_dict, found list")
+
+
+# --- missing runtimes ----------------------------------------------------------------------
+
+MISSING = {
+    "onnx": (("onnxruntime",), "pip install onnxruntime"),
+    "tflite_fp32": (("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime",
+                     "tflite_runtime.interpreter"), "pip install ai-edge-litert"),
+    "torchscript": (("torch",), "pip install torch"),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(MISSING))
+def test_missing_runtime(lite, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    modules, pip = MISSING[fmt]
+    for module in modules:
+        monkeypatch.setitem(sys.modules, module, None)  # import of it raises ImportError
+    expect_one_line(RuntimeUnavailable,
+                    lambda: load_runner(fmt, lite.artifacts[fmt].path, IO), pip)
+
+
+def test_missing_runtime_skips_the_case(lite, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conformance.matrix import Case
+    from conformance.runners import load_case_runner
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    case = Case(lite.spec, "onnx")
+    message = expect_one_line(pytest.skip.Exception,
+                              lambda: load_case_runner(case, lite.store, threads=2),
+                              "onnx:", "pip install onnxruntime")
+    assert "Error" not in message.split(":")[0]
+
+
+# --- datasets and images --------------------------------------------------------------------
+
+
+@pytest.fixture
+def voc(tmp_path: Path) -> Path:
+    from fixtures.voc import write_voc_dataset
+
+    return write_voc_dataset(tmp_path, count=2, size=32)
+
+
+def test_voc_root_missing(tmp_path: Path) -> None:
+    from fixtures.voc import DatasetError, read_voc_split
+
+    missing = tmp_path / "VOCdevkit"
+    expect_one_line(DatasetError, lambda: read_voc_split(missing), missing, "not found")
+
+
+def test_voc_split_list_missing(tmp_path: Path) -> None:
+    from fixtures.voc import DatasetError, read_voc_split
+
+    (tmp_path / "VOC2012").mkdir()
+    expect_one_line(DatasetError, lambda: read_voc_split(tmp_path),
+                    tmp_path / "VOC2012/ImageSets/Segmentation/val.txt",
+                    "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt")
+
+
+def test_voc_listed_image_missing(voc: Path) -> None:
+    from fixtures.voc import DatasetError, read_voc_split
+
+    image = sorted((voc / "VOC2012/JPEGImages").iterdir())[0]
+    image.unlink()
+    expect_one_line(DatasetError, lambda: read_voc_split(voc), image, "listed in val.txt")
+
+
+def test_voc_label_not_a_palette_png(voc: Path) -> None:
+    from PIL import Image
+
+    from fixtures.voc import DatasetError, read_voc_split
+
+    label = sorted((voc / "VOC2012/SegmentationClass").iterdir())[0]
+    Image.open(label).convert("RGB").save(label)
+    expect_one_line(DatasetError, lambda: read_voc_split(voc), label, "mode RGB")
+
+
+def test_voc_image_undecodable(voc: Path) -> None:
+    from fixtures.voc import DatasetError, read_voc_split
+
+    image = sorted((voc / "VOC2012/JPEGImages").iterdir())[0]
+    image.write_bytes(b"not a jpeg")
+    expect_one_line(DatasetError, lambda: read_voc_split(voc), image, "cannot decode image")
+
+
+@pytest.mark.parametrize("content", [b"", b"GIF89a" + b"\0" * 10, "half"])
+def test_image_undecodable(content, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from fixtures.images import ImageFileError, read_rgb
+
+    path = tmp_path / "photo.png"
+    if content == "half":
+        Image.fromarray(np.full((64, 64, 3), 7, np.uint8)).save(path)
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)
+    expect_one_line(ImageFileError, lambda: read_rgb(path), path, "cannot decode image")
+
+
+def test_image_missing(tmp_path: Path) -> None:
+    from fixtures.images import ImageFileError, read_rgb
+
+    path = tmp_path / "nowhere.jpg"
+    expect_one_line(ImageFileError, lambda: read_rgb(path), path, "not found")
+
+
+# --- reports folder --------------------------------------------------------------------------
+
+
+def test_reports_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root ignores chmod, so the permission check itself is made to say no."""
+    from conformance import options
+
+    (tmp_path / "reports").mkdir()
+    config = SimpleNamespace(rootpath=tmp_path, getoption=lambda name, default=None: None)
+    monkeypatch.setattr(options.os, "access", lambda path, mode: False)
+    expect_one_line(pytest.UsageError, lambda: options.pytest_configure(config),
+                    tmp_path / "reports", "not writable")
