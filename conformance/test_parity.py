@@ -13,6 +13,7 @@ from conformance.matrix import Case, format_cases
 from conformance.metrics.parity import compare_output, worst
 from conformance.results import record_case
 from conformance.runners import load_case_runner
+from models.localise import LOCALISABLE_FORMATS
 
 SUITE = "parity"
 BUNDLES = Path(__file__).resolve().parents[1] / "reports" / "bundles"
@@ -44,9 +45,32 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
                 info={"images": len(ref.inputs), "artifact": artifact.path.name})
-    assert not violations(metrics, budget), explain(
+    failed = violations(metrics, budget)
+    hint = f"artifact {artifact.path}; weights: {ref.weights}"
+    if failed and case.format in LOCALISABLE_FORMATS:
+        hint += "\n" + localise_failure(request, case, profile_name, ref, artifact, reports)
+    assert not failed, explain(
         f"{case} parity vs PyTorch eager over {len(ref.inputs)} images", metrics, budget,
-        hint=f"artifact {artifact.path}; weights: {ref.weights}")
+        hint=hint)
     regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
                                        profile_name, metrics)
     assert not regressions, f"{case} regressed: " + "; ".join(regressions)
+
+
+def localise_failure(request, case: Case, profile: str, ref, artifact, reports) -> str:
+    """Where the export first diverges from PyTorch, on its worst image (for the message)."""
+    from models.localise import localise
+
+    per_image = len(reports) // len(ref.inputs)
+    image = min(range(len(ref.inputs)), key=lambda i: min(
+        r.snr_db for r in reports[i * per_image : (i + 1) * per_image]))
+    try:
+        where = localise(case.format, artifact.path, ref.model, ref.inputs[image],
+                         [i.name for i in case.spec.inputs])
+    except Exception as err:  # advice only: a localisation bug must not hide the verdict
+        layer, text = "unavailable", f"layer-wise localisation failed ({type(err).__name__}: {err})"
+    else:
+        layer, text = where.first_divergent or "none found", where.explain()
+    record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
+                info={"first_divergent_layer": layer})
+    return f"image {image}: {text}"

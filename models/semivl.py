@@ -267,8 +267,10 @@ class MaskClipViT(nn.Module):
             if i in skips:
                 features.append(to_map(layer.value_path(x)))
             if i == last:
-                dense = self.proj(to_map(self.ln1(layer.value_path(x))))
-                embedding = dense / dense.norm(dim=1, keepdim=True)
+                # The 1x1 projection and the L2 norm run on tokens (a linear over the last axis):
+                # in map layout litert-torch mis-broadcasts the norm once a conv consumes it.
+                tokens = F.linear(self.ln1(layer.value_path(x)), self.proj.weight.flatten(1))
+                embedding = to_map(tokens / tokens.norm(dim=-1, keepdim=True))
                 if not with_global:
                     break  # the ordinary last-block output only feeds the global embedding
             x = layer(x)
@@ -411,12 +413,14 @@ class VLGHead(nn.Module):
 
     def forward(self, features: list[Tensor], text: Tensor) -> Tensor:
         """features: [v(skip0), v(skip1), embedding (B, D, h, w)]; text: (N, D) → (B, N, 4h, 4w)."""
-        embedding = features[-1]
-        batch, _, height, width = embedding.shape
+        batch, _, height, width = features[-1].shape
         n = text.shape[0]
-        embedding = F.normalize(embedding, dim=1)
+        tokens = F.normalize(features[-1].flatten(2).transpose(1, 2), dim=-1)  # (B, h*w, D)
         text = F.normalize(text, dim=-1)
-        similarity = torch.matmul(text, embedding.flatten(2))  # (B, N, h*w)
+        # Cosine similarity as a linear layer with the text as its weights: the int8 TFLite
+        # quantizer zeroes a batch-matmul with a constant operand, and a 1x1 conv in map layout
+        # trips litert-torch's broadcasting of the preceding norm.
+        similarity = F.linear(tokens, text).transpose(1, 2)  # (B, N, h*w)
         x = self.conv1(similarity.reshape(batch * n, 1, height, width))
         x = self.aspp(x)
         text_feats = self.text_proj(text)
@@ -451,7 +455,7 @@ class SemiVL(nn.Module):
         expected = (self.cfg.num_classes, self.cfg.embed_dim)
         if tuple(emb.shape) != expected:
             raise ValueError(f"text embeddings of shape {tuple(emb.shape)}, expected {expected}")
-        self.text_embeddings = emb.clone()
+        self.text_embeddings = emb.to(self.text_embeddings.device).clone()
 
     def forward(self, image: Tensor) -> Tensor:
         logits = self.decode_head(self.backbone(image), self.text_embeddings)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -350,3 +349,84 @@ def test_reports_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(options.os, "access", lambda path, mode: False)
     expect_one_line(pytest.UsageError, lambda: options.pytest_configure(config),
                     tmp_path / "reports", "not writable")
+
+
+# --- one format's failure never aborts the others -------------------------------------------
+
+BROKEN_NODE = "/high_level/high_level.6/block/block.0/block.0.0/Conv"
+# The parity suite writes bundles into the repository's reports/; keep this run's out of it.
+REDIRECT_BUNDLES = '''
+import os, sys
+from pathlib import Path
+
+def pytest_collection_finish(session):
+    module = sys.modules.get("conformance.test_parity")
+    if module is not None and hasattr(module, "BUNDLES"):
+        module.BUNDLES = Path(os.environ["SEGCONFORM_TEST_BUNDLES"])
+'''
+
+
+def break_onnx_weights(source: Path, target: Path, node_name: str) -> None:
+    """Write `source` to `target` with one Conv's weights scaled by -3: loads, computes garbage."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    node = next(n for n in model.graph.node if n.name == node_name)
+    init = next(i for i in model.graph.initializer if i.name == node.input[1])
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * -3.0, init.name))
+    onnx.save(model, str(target))
+
+
+def run_parity_subprocess(tmp_path: Path, cache: Path, select: str,
+                          extra_env: dict[str, str] | None = None) -> tuple[str, dict]:
+    """Run the parity suite on `select` in a fresh interpreter; (output, results by format)."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(exist_ok=True)
+    (plugins / "redirect_bundles.py").write_text(REDIRECT_BUNDLES)
+    results = tmp_path / "results.json"
+    env = {**os.environ, "SEGCONFORM_CACHE": str(cache),
+           "SEGCONFORM_TEST_BUNDLES": str(tmp_path / "bundles"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(plugins),
+                                                       os.environ.get("PYTHONPATH")])),
+           **(extra_env or {})}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "-p", "redirect_bundles", "-o", "addopts=--strict-markers",
+               "--report-json", str(results), "conformance/test_parity.py", "-k", select]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+    output = done.stdout + done.stderr
+    assert results.is_file(), output[-3000:]
+    rows = json.loads(results.read_text())["results"]
+    return output, {row["format"]: row for row in rows}
+
+
+def cache_with_links(lite, tmp_path: Path) -> Path:
+    """A private cache whose files link to the default cache's (corrupt copies, not links)."""
+    from models.export.cache import cache_root
+
+    cache = tmp_path / "cache"
+    folder = cache / LITE
+    folder.mkdir(parents=True)
+    for item in lite.artifacts["onnx"].path.parent.iterdir():
+        (folder / item.name).symlink_to(item)
+    (cache / "fixture_weights").symlink_to(cache_root() / "fixture_weights")
+    return cache
+
+
+def test_one_format_failure_does_not_abort_the_others(lite, tmp_path: Path) -> None:
+    cache = cache_with_links(lite, tmp_path)
+    onnx_file = cache / LITE / lite.artifacts["onnx"].path.name
+    onnx_file.unlink()
+    break_onnx_weights(lite.artifacts["onnx"].path, onnx_file, BROKEN_NODE)
+    output, by_format = run_parity_subprocess(
+        tmp_path, cache, f"{LITE} and (torchscript or onnx or tflite_fp32) and not cuda")
+    outcomes = {fmt: row["outcome"] for fmt, row in by_format.items()}
+    assert outcomes == {"torchscript": "passed", "torchscript_lite": "passed",
+                        "onnx": "failed", "tflite_fp32": "passed"}, output[-3000:]
+    message = by_format["onnx"]["message"]
+    assert f"{LITE}-onnx parity vs PyTorch eager" in message, message
+    assert re.search(r"snr_db = -?\d+(\.\d+)? \(budget >= 60\)", message), message
+    # The report keeps the first line; the full assertion message carries the localisation.
+    assert "first diverging layer: high_level.6.block.0" in output, output[-3000:]
+    assert by_format["onnx"]["info"]["first_divergent_layer"].startswith("high_level.6.block.0")

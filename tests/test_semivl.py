@@ -83,6 +83,14 @@ def test_small_forward_shape_and_determinism() -> None:
         torch.testing.assert_close(again(x), out, rtol=0, atol=0)
         # Another input size: position embeddings are resized, logits follow the input.
         assert tuple(model(_input(320)[..., :288]).shape) == (1, 21, 320, 288)
+        features, global_embedding = model.backbone.forward_features(x, with_global=True)
+    assert [tuple(f.shape) for f in features] == [
+        (1, 192, 16, 16),
+        (1, 192, 16, 16),
+        (1, 128, 16, 16),
+    ]
+    torch.testing.assert_close(features[-1].norm(dim=1), torch.ones(1, 16, 16))
+    assert global_embedding is not None and tuple(global_embedding.shape) == (1, 128)
 
 
 def test_attention_matches_torch_multihead_attention() -> None:
