@@ -42,9 +42,11 @@ EDGE_SIZE = 512  # seed 003 runs TFLite / Edge TPU at 512
 FULL_SIZE = 1024  # FastSAM's own default imgsz
 
 WEIGHTS_FILE = REPO_ROOT / "fixtures" / "weights" / "fastsam_s_shapes.fp16.pt"
+WEIGHTS_SHA256 = "ffc71387ed4168f72e194dfa3ddc4fea761fc23f4546bd31e60d5ad67f352c79"
 WEIGHTS_LABEL = (
-    "fixture weights fixtures/weights/fastsam_s_shapes.fp16.pt (seeded 500-step training on "
-    "synthetic shape scenes, fixtures/weights/train_fastsam_s.py)"
+    "fixture weights fixtures/weights/fastsam_s_shapes.fp16.pt (sha256 "
+    f"{WEIGHTS_SHA256[:12]}; seeded 150-step training on synthetic shape scenes by "
+    "fixtures/weights/train_fastsam_s.py)"
 )
 EVAL_SCENE_SEED = 2  # fixture images; training used scene seed 1, calibration uses 3
 CALIBRATION_SCENE_SEED = 3
@@ -60,15 +62,18 @@ def ensure_offline() -> None:
     configure_offline(cache_dir() / "libraries")
 
 
-def build_segmentation_model(seed: int = 0):
+def build_segmentation_model(seed: int = 0) -> nn.Module:
     """ultralytics SegmentationModel('yolov8s-seg.yaml', nc=1), seeded init, eval mode."""
     ensure_offline()
-    from ultralytics.nn.tasks import SegmentationModel
+    from ultralytics.nn.tasks import SegmentationModel, yaml_model_load
 
+    # nc=1 in the config itself (same weights as nc=1 passed alone) skips ultralytics'
+    # "Overriding model.yaml nc=80" message on every build; the scale "s" comes from the name.
+    config = {**yaml_model_load(MODEL_YAML), "nc": 1}
     # fork_rng: seeding must not disturb the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = SegmentationModel(MODEL_YAML, nc=1, verbose=False)
+        model = SegmentationModel(config, nc=1, verbose=False)
     model.names = {0: "object"}
     return model.eval()
 
@@ -165,12 +170,16 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix != ".pt":
         raise CheckpointError(f"{path}: ultralytics checkpoints must end in .pt")
     try:
-        ckpt, _ = torch_safe_load(str(path), safe_only=False)
+        # An absolute path: given a bare official name ("FastSAM-s.pt") ultralytics would
+        # delete a damaged file and download it again.
+        ckpt, _ = torch_safe_load(str(path.resolve()), safe_only=False)
     except Exception as err:  # torch/ultralytics raise many types for damaged files
         raise CheckpointError(
             f"{path}: not a readable FastSAM checkpoint ({type(err).__name__}: {err})"
         ) from err
-    candidate = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
+    candidate = None
+    if isinstance(ckpt, dict):
+        candidate = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
     if isinstance(candidate, nn.Module):
         return {k: v.float() if v.is_floating_point() else v
                 for k, v in candidate.state_dict().items()}
@@ -185,6 +194,7 @@ def load_fastsam_checkpoint(path: Path, module: FastSAMRaw | None = None,
     """Load a user's FastSAM-s.pt (or our state dict) into FastSAM-s; ValueError names the file.
 
     Into `module` when given (in place), else into a fresh raw module for size x size input.
+    ultralytics checkpoints are pickles: load only files you trust, as with ultralytics itself.
     """
     path = Path(path)
     state = _read_state_dict(path)
@@ -233,8 +243,7 @@ def preprocess_images(images: np.ndarray, size: int = EDGE_SIZE) -> dict[str, np
     """Spec hook: (1, 3, H, W) float32 RGB in [0, 1] -> {'images': letterboxed (1, 3, S, S)}."""
     if images.ndim != 4 or images.shape[0] != 1:
         raise ValueError(f"expected one (1, 3, H, W) image, got {images.shape}")
-    rgb = np.clip(np.rint(images[0].transpose(1, 2, 0) * 255.0), 0, 255).astype(np.uint8)
-    return {"images": letterbox(rgb, size)}
+    return {"images": letterbox(to_uint8_rgb(images), size)}
 
 
 def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
@@ -400,9 +409,17 @@ def prompt_masks(raw_outputs: dict[str, np.ndarray], image: np.ndarray,
 # --- fixture weights, images and registration ---------------------------------------------------
 
 
+@functools.cache
 def fixture_weights_path() -> Path:
-    """The committed fixture weights, else weights trained once into the suite cache."""
+    """The committed fixture weights (sha256 checked), else weights trained once into the cache."""
     if WEIGHTS_FILE.is_file():
+        import hashlib
+
+        digest = hashlib.sha256(WEIGHTS_FILE.read_bytes()).hexdigest()
+        if digest != WEIGHTS_SHA256:
+            raise CheckpointError(
+                f"{WEIGHTS_FILE}: sha256 {digest[:12]}, expected {WEIGHTS_SHA256[:12]} (a Git LFS "
+                "pointer, or a re-trained file: then update WEIGHTS_SHA256 and the sidecar)")
         return WEIGHTS_FILE
     from dataclasses import asdict
 
@@ -417,7 +434,7 @@ def fixture_weights_path() -> Path:
     })
     cached = cache_dir() / "fixture_weights" / f"fastsam_s_shapes-{key}.fp16.pt"
     if not cached.is_file():
-        # Minutes on two cores: only when the committed file is missing.
+        # 5-6 min on an idle 2-core machine: only when the committed file is missing.
         model = train(TrainConfig())
         cached.parent.mkdir(parents=True, exist_ok=True)
         torch.save(half_state_dict(model), cached.with_suffix(".tmp"))

@@ -4,8 +4,8 @@ PyTorch intermediates come from forward hooks on every named module; ONNX ones f
 the graph whose every node output is a graph output; TFLite ones from the interpreter with all
 tensors preserved. Exported tensors are mapped to modules by name (ONNX scope names from
 torch.onnx.export, litert-torch module paths), else by execution order among tensors of the
-same shape (NCHW or NHWC). The first layer whose SNR falls below a floor, or drops sharply
-from the layer before, is named.
+same shape (NCHW or NHWC). The first layer whose SNR falls below a floor, or sharply below
+every layer before it, is named.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ import numpy as np
 LOCALISABLE_FORMATS = ("onnx", "tflite_fp32", "tflite_fp16", "tflite_int8")
 SNR_FLOOR_DB = 30.0  # below this a layer has clearly diverged
 SNR_DROP_DB = 20.0  # ...or when it falls this much below every mapped layer before it
+# int8 activations carry ~25-35 dB of quantisation noise in every layer, so a float floor
+# would always name the first layer; there a layer diverges below 15 dB or on a 10 dB drop.
+QUANTISED_THRESHOLDS_DB = {"tflite_int8": (15.0, 10.0), "edgetpu": (15.0, 10.0)}
 DROP_CEILING_DB = 60.0  # drops between float-noise levels (inf -> 120 dB) are not divergence
 SNR_CAP_DB = 200.0  # identical tensors (inf) count as this in drops
 LOOKAHEAD = 6  # order mapping: same-shaped candidates considered per module
@@ -67,7 +70,8 @@ class Localisation:
             return f"localisation: no {self.format} tensor could be mapped to a PyTorch module"
         if self.index is None:
             low = min(self.rows, key=lambda r: r.snr_db)
-            return (f"no diverging layer: every mapped layer stays above {SNR_FLOOR_DB:g} dB "
+            floor = QUANTISED_THRESHOLDS_DB.get(self.format, (SNR_FLOOR_DB, SNR_DROP_DB))[0]
+            return (f"no diverging layer: every mapped layer stays above {floor:g} dB "
                     f"without a sharp drop (lowest {low.layer}, {_db(low.snr_db)} dB)")
         row = self.rows[self.index]
         before = _db(self.rows[self.index - 1].snr_db) if self.index else "input"
@@ -299,14 +303,16 @@ def map_by_order(torch_rows, exported) -> list[tuple[int, int]]:
     return pairs
 
 
-def first_divergence(rows: Sequence[LayerDiff]) -> int | None:
+def first_divergence(rows: Sequence[LayerDiff], floor_db: float = SNR_FLOOR_DB,
+                     drop_db: float = SNR_DROP_DB, quantised: bool = False) -> int | None:
     """Index of the first row below the SNR floor or sharply below every row before it."""
     # Against the lowest SNR so far, not the previous row: side branches such as a
     # squeeze-excitation gate have a high SNR of their own and would fake a drop after them.
-    lowest = SNR_CAP_DB
+    # A quantised model's input is already quantised, so its first layer sets the baseline.
+    lowest = min(rows[0].snr_db, SNR_CAP_DB) if quantised and rows else SNR_CAP_DB
     for k, row in enumerate(rows):
         snr = min(row.snr_db, SNR_CAP_DB)
-        if snr < SNR_FLOOR_DB or (lowest - snr > SNR_DROP_DB and snr < DROP_CEILING_DB):
+        if snr < floor_db or (lowest - snr > drop_db and snr < DROP_CEILING_DB):
             return k
         lowest = min(lowest, snr)
     return None
@@ -322,7 +328,9 @@ def compare_layers(format_name: str, torch_rows, exported, mapping: str) -> Loca
         if k not in best or row.snr_db > best[k][1].snr_db:
             best[k] = (t, row)
     rows = tuple(row for _, row in sorted(best.values(), key=lambda item: item[0]))
-    return Localisation(format_name, rows, first_divergence(rows), mapping)
+    floor, drop = QUANTISED_THRESHOLDS_DB.get(format_name, (SNR_FLOOR_DB, SNR_DROP_DB))
+    index = first_divergence(rows, floor, drop, quantised=format_name in QUANTISED_THRESHOLDS_DB)
+    return Localisation(format_name, rows, index, mapping)
 
 
 def localise(format_name: str, path: Path, model, inputs: dict[str, np.ndarray],

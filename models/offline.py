@@ -28,7 +28,6 @@ def configure_offline(cache_root: Path) -> Path:
     env = {
         "YOLO_OFFLINE": "1",  # no DNS probe at import, no hub/events
         "YOLO_AUTOINSTALL": "false",  # else ultralytics pip-installs missing extras at run time
-        "YOLO_VERBOSE": os.environ.get("YOLO_VERBOSE", "false"),
         "YOLO_CONFIG_DIR": str(yolo_dir / "config"),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

@@ -702,7 +702,9 @@ def _spec(name: str, cfg: SemiVLConfig, tier: Tier, expected: int, **fixture: in
         preprocess=preprocess,
         description=f"SemiVL (MaskCLIP ViT + VLG decoder), {cfg.depth}x{cfg.width}, "
         f"{cfg.img_size} px, VOC {cfg.num_classes} classes",
-        extra={"config": cfg, "class_names": VOC_CLASSES, "paper_inference": _paper_inference(cfg)},
+        extra={"config": cfg, "class_names": VOC_CLASSES, "paper_inference": _paper_inference(cfg),
+               "weights": "seeded init; decoder fitted (Adam, backbone frozen) to the "
+                          "backbone's MaskCLIP pseudo-labels on fixture images"},
     )
 
 

@@ -173,64 +173,51 @@ def test_inf_output_torchscript(tmp_path: Path) -> None:
 # --- checkpoints ---------------------------------------------------------------------------
 
 
+def _renamed(state: dict) -> dict:
+    renamed = dict(state)
+    renamed["head.weight"] = renamed.pop("classifier.weight")
+    return {"state_dict": renamed}
+
+
+def _conventional(state: dict) -> dict:
+    from models.registry import get_spec
+
+    return get_spec("deeplabv3plus_mnv3_conventional").build().state_dict()
+
+
+# (file name, what to save given the lite model's state_dict, truncate?, expected fragments)
+CHECKPOINTS = {
+    "renamed": (_renamed, False,
+                ("1 missing (e.g. classifier.weight)", "1 unexpected (e.g. head.weight)")),
+    "conventional": (_conventional, False,
+                     ("unexpected", "with other shapes", "(256, 960, 1, 1)")),
+    "truncated": (lambda state: state, True, ("not a readable PyTorch checkpoint",)),
+    "list": (lambda state: [1, 2, 3], False, ("expected a state_dict, found list",)),
+}
+
+
 @pytest.fixture(scope="module")
-def lite_state(tmp_path_factory: pytest.TempPathFactory):
+def lite_state():
     from models.registry import get_spec
 
     spec = get_spec(LITE)
     return spec, spec.build().state_dict()
 
 
-def test_checkpoint_missing_and_unexpected_keys(lite_state, tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", CHECKPOINTS)
+def test_bad_checkpoint(lite_state, name: str, tmp_path: Path) -> None:
     import torch
 
     from models.checkpoint import CheckpointError, load_state_dict_file
 
     spec, state = lite_state
-    renamed = dict(state)
-    renamed["head.weight"] = renamed.pop("classifier.weight")
-    path = tmp_path / "renamed.pt"
-    torch.save({"state_dict": renamed}, path)
+    content, truncate, fragments = CHECKPOINTS[name]
+    path = tmp_path / f"{name}.pt"
+    torch.save(content(state), path)
+    if truncate:
+        path.write_bytes(path.read_bytes()[:100_000])
     expect_one_line(CheckpointError, lambda: load_state_dict_file(spec.build(), path),
-                    path, "1 missing (e.g. classifier.weight)", "1 unexpected (e.g. head.weight)")
-
-
-def test_checkpoint_of_other_model(lite_state, tmp_path: Path) -> None:
-    import torch
-
-    from models.checkpoint import CheckpointError, load_state_dict_file
-    from models.registry import get_spec
-
-    spec, _ = lite_state
-    path = tmp_path / "conventional.pt"
-    torch.save(get_spec("deeplabv3plus_mnv3_conventional").build().state_dict(), path)
-    expect_one_line(CheckpointError, lambda: load_state_dict_file(spec.build(), path),
-                    path, "unexpected", "with other shapes", "(256, 960, 1, 1)")
-
-
-def test_checkpoint_truncated(lite_state, tmp_path: Path) -> None:
-    import torch
-
-    from models.checkpoint import CheckpointError, load_state_dict_file
-
-    spec, state = lite_state
-    path = tmp_path / "truncated.pt"
-    torch.save(state, path)
-    path.write_bytes(path.read_bytes()[:100_000])
-    expect_one_line(CheckpointError, lambda: load_state_dict_file(spec.build(), path),
-                    path, "not a readable PyTorch checkpoint")
-
-
-def test_checkpoint_not_a_state_dict(lite_state, tmp_path: Path) -> None:
-    import torch
-
-    from models.checkpoint import CheckpointError, load_state_dict_file
-
-    spec, _ = lite_state
-    path = tmp_path / "list.pt"
-    torch.save([1, 2, 3], path)
-    expect_one_line(CheckpointError, lambda: load_state_dict_file(spec.build(), path),
-                    path, "expected a state_dict, found list")
+                    path, *fragments)
 
 
 # --- missing runtimes ----------------------------------------------------------------------
@@ -267,53 +254,52 @@ def test_missing_runtime_skips_the_case(lite, monkeypatch: pytest.MonkeyPatch) -
 # --- datasets and images --------------------------------------------------------------------
 
 
-@pytest.fixture
-def voc(tmp_path: Path) -> Path:
-    from fixtures.voc import write_voc_dataset
-
-    return write_voc_dataset(tmp_path, count=2, size=32)
+def _first(voc: Path, folder: str) -> Path:
+    return sorted((voc / "VOC2012" / folder).iterdir())[0]
 
 
-def test_voc_root_missing(tmp_path: Path) -> None:
-    from fixtures.voc import DatasetError, read_voc_split
-
-    missing = tmp_path / "VOCdevkit"
-    expect_one_line(DatasetError, lambda: read_voc_split(missing), missing, "not found")
+def _unlink(path: Path) -> Path:
+    path.unlink()
+    return path
 
 
-def test_voc_split_list_missing(tmp_path: Path) -> None:
-    from fixtures.voc import DatasetError, read_voc_split
-
-    (tmp_path / "VOC2012").mkdir()
-    expect_one_line(DatasetError, lambda: read_voc_split(tmp_path),
-                    tmp_path / "VOC2012/ImageSets/Segmentation/val.txt",
-                    "VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt")
-
-
-def test_voc_listed_image_missing(voc: Path) -> None:
-    from fixtures.voc import DatasetError, read_voc_split
-
-    image = sorted((voc / "VOC2012/JPEGImages").iterdir())[0]
-    image.unlink()
-    expect_one_line(DatasetError, lambda: read_voc_split(voc), image, "listed in val.txt")
-
-
-def test_voc_label_not_a_palette_png(voc: Path) -> None:
+def _rgb_label(path: Path) -> Path:
     from PIL import Image
 
-    from fixtures.voc import DatasetError, read_voc_split
-
-    label = sorted((voc / "VOC2012/SegmentationClass").iterdir())[0]
-    Image.open(label).convert("RGB").save(label)
-    expect_one_line(DatasetError, lambda: read_voc_split(voc), label, "mode RGB")
+    Image.open(path).convert("RGB").save(path)
+    return path
 
 
-def test_voc_image_undecodable(voc: Path) -> None:
-    from fixtures.voc import DatasetError, read_voc_split
+def _garbage(path: Path) -> Path:
+    path.write_bytes(b"not a jpeg")
+    return path
 
-    image = sorted((voc / "VOC2012/JPEGImages").iterdir())[0]
-    image.write_bytes(b"not a jpeg")
-    expect_one_line(DatasetError, lambda: read_voc_split(voc), image, "cannot decode image")
+
+def _no_split_list(voc: Path) -> Path:
+    return _unlink(voc / "VOC2012/ImageSets/Segmentation/val.txt")
+
+
+# What breaks a freshly written two-image dataset -> the path and words the error must carry.
+DATASET_DAMAGE = {
+    "root missing": (lambda voc: voc.parent / "nowhere", ("dataset folder not found",)),
+    "split list missing": (_no_split_list, ("VOCdevkit/VOC2012/ImageSets/Segmentation/val.txt",)),
+    "image missing": (lambda voc: _unlink(_first(voc, "JPEGImages")), ("listed in val.txt",)),
+    "label not palette": (lambda voc: _rgb_label(_first(voc, "SegmentationClass")),
+                          ("mode RGB",)),
+    "image undecodable": (lambda voc: _garbage(_first(voc, "JPEGImages")),
+                          ("cannot decode image",)),
+}
+
+
+@pytest.mark.parametrize("damage", DATASET_DAMAGE)
+def test_bad_voc_dataset(damage: str, tmp_path: Path) -> None:
+    from fixtures.voc import DatasetError, read_voc_split, write_voc_dataset
+
+    voc = write_voc_dataset(tmp_path, count=2, size=32)
+    spoil, fragments = DATASET_DAMAGE[damage]
+    path = spoil(voc)
+    root = path if damage == "root missing" else voc
+    expect_one_line(DatasetError, lambda: read_voc_split(root), path, *fragments)
 
 
 @pytest.mark.parametrize("content", [b"", b"GIF89a" + b"\0" * 10, "half"])

@@ -90,18 +90,18 @@ def check_output_shapes(outputs: dict[str, np.ndarray], expected: dict[str, tupl
         if name in outputs and tuple(outputs[name].shape) != tuple(shape):
             got = tuple(outputs[name].shape)
             raise ArtifactError(
-                f"{path}: output {name!r} has shape {got}, the model's is {tuple(shape)} "
+                f"{path}: output {name!r} has shape {got}, PyTorch's is {tuple(shape)} "
                 f"({shape_mismatch(got, tuple(shape))}); an artifact of another model?"
             )
 
 
 def error_summary(err: BaseException, limit: int = 200) -> str:
-    """'Type: first line' of an exception, cut at a sentence end to fit `limit` characters."""
+    """'Type: first line' of an exception; a line over `limit` keeps its first sentence."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     text = lines[0] if lines else ""
     if len(text) > limit:
-        cut = text.rfind(". ", 0, limit)
-        text = text[:cut] if cut > 0 else text[:limit] + "…"
+        cut = text.find(". ")  # libraries append advice after the first sentence
+        text = text[:cut] if 0 < cut < limit else text[:limit] + "…"
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 

@@ -105,10 +105,13 @@ class TFLiteRunner:
         self.input_layout = [self._layout(d, shape)
                              for d, shape in zip(self.input_details, io.inputs.values(),
                                                  strict=True)]
+        known = [tuple(e) for e in io.output_shapes.values()]
         for detail, name in zip(self.output_details, io.outputs, strict=False):
             expected = io.output_shapes.get(name)
             shape = tuple(int(s) for s in detail["shape"])
-            if expected and shape not in (tuple(expected), _nhwc(expected)):
+            # Any expected shape will do here (converters may reorder outputs); run() checks
+            # each output against its own name.
+            if expected and not any(shape in (e, _nhwc(e)) for e in known):
                 raise ArtifactError(
                     f"{self.path}: output {detail['name']!r} has shape {shape}, the model's "
                     f"{name!r} is {tuple(expected)} ({shape_mismatch(shape, tuple(expected))}); "

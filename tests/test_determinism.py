@@ -1,0 +1,123 @@
+"""Same inputs, same numbers: references, artifacts and whole runs repeat (latency aside)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.runtimes import IOSpec, load_runner
+
+ROOT = Path(__file__).resolve().parents[1]
+LITE = "deeplabv3plus_mnv3_lite"
+LATENCY_METRICS = ("p50_ms", "p90_ms", "mean_ms", "speedup_vs_eager")
+
+
+@pytest.fixture(scope="module")
+def lite():
+    """The lite spec and one reference store on the default cache."""
+    from conformance.reference import ReferenceStore
+    from models.registry import get_spec
+
+    spec = get_spec(LITE)
+    store = ReferenceStore()
+    return spec, store, store.get(spec)
+
+
+def assert_same_arrays(first: list[dict], second: list[dict], what: str) -> None:
+    assert len(first) == len(second), what
+    for k, (a, b) in enumerate(zip(first, second, strict=True)):
+        assert a.keys() == b.keys(), what
+        for name in a:
+            assert a[name].dtype == b[name].dtype and np.array_equal(a[name], b[name]), \
+                f"{what} {k} {name!r}: max diff {np.max(np.abs(a[name] - b[name]))}"
+
+
+def test_two_reference_builds_are_identical(lite) -> None:
+    from conformance.reference import ReferenceStore
+
+    spec, _, first = lite
+    second = ReferenceStore().get(spec)
+    assert second is not first and second.model is not first.model
+    assert first.weights_key == second.weights_key
+    assert np.array_equal(first.images, second.images)
+    assert np.array_equal(first.labels, second.labels)
+    assert_same_arrays(first.inputs, second.inputs, "input")
+    assert_same_arrays(first.outputs, second.outputs, "reference output")
+    assert_same_arrays(first.calibration, second.calibration, "calibration input")
+
+
+@pytest.mark.slow  # fitting takes minutes on two shared cores; run with --runslow
+def test_fixture_weights_rebuilt_from_scratch_match_the_cached_ones(lite, tmp_path) -> None:
+    """Fitting the fixture weights again (empty cache) gives the same bytes as before."""
+    from conformance.reference import ReferenceStore
+
+    spec, _, cached = lite
+    fresh = ReferenceStore(cache_dir=tmp_path).get(spec)
+    assert "cached" not in fresh.weights  # really fitted now, not read back
+    assert fresh.weights_key == cached.weights_key
+    assert_same_arrays(cached.outputs, fresh.outputs, "reference output")
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx", "tflite_fp32"])
+def test_two_runs_of_an_artifact_are_identical(lite, fmt: str) -> None:
+    from conformance.metrics.parity import compare_output
+
+    spec, store, ref = lite
+    path = store.session(spec).export(fmt).path
+    io = IOSpec(inputs={i.name: i.shape for i in spec.inputs}, outputs=spec.output_names,
+                output_shapes=ref.output_shapes)
+    runs = []
+    for _ in range(2):
+        runner = load_runner(fmt, path, io, threads=2)  # a fresh session each time
+        runs.append([runner.run(x) for x in ref.inputs[:2]])
+    assert_same_arrays(runs[0], runs[1], f"{fmt} output")
+    figures = [[compare_output("logits", e["logits"], g["logits"], class_axis=1).as_metrics()
+                for e, g in zip(ref.outputs[:2], run, strict=True)] for run in runs]
+    assert figures[0] == figures[1]
+
+
+# The parity suite writes bundles into the repository's reports/; keep these runs' out of it.
+REDIRECT_BUNDLES = """
+import os, sys
+from pathlib import Path
+
+def pytest_collection_finish(session):
+    module = sys.modules.get("conformance.test_parity")
+    if module is not None and hasattr(module, "BUNDLES"):
+        module.BUNDLES = Path(os.environ["SEGCONFORM_TEST_BUNDLES"])
+"""
+
+
+def run_suite(tmp_path: Path, name: str) -> dict[tuple[str, str], dict[str, float]]:
+    """Parity and latency of the lite ONNX case in a fresh interpreter; metrics by case."""
+    (tmp_path / "redirect_bundles.py").write_text(REDIRECT_BUNDLES)
+    results = tmp_path / f"{name}.json"
+    env = {**os.environ, "SEGCONFORM_TEST_BUNDLES": str(tmp_path / "bundles"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path),
+                                                       os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "-p", "redirect_bundles", "-o", "addopts=--strict-markers",
+               "--report-json", str(results), "conformance/test_parity.py",
+               "conformance/test_latency.py", "-k", f"{LITE} and onnx and not cuda"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900, check=False)
+    assert results.is_file(), (done.stdout + done.stderr)[-3000:]
+    rows = json.loads(results.read_text())["results"]
+    return {(row["suite"], row["format"]): row["metrics"] for row in rows}
+
+
+def test_two_suite_runs_differ_only_in_latency(tmp_path: Path) -> None:
+    first, second = run_suite(tmp_path, "first"), run_suite(tmp_path, "second")
+    assert set(first) == set(second) == {("parity", "onnx"), ("latency", "onnx")}
+    assert set(LATENCY_METRICS[:3]) <= set(first["latency", "onnx"])
+    for case, metrics in first.items():
+        steady = {k: v for k, v in metrics.items() if k not in LATENCY_METRICS}
+        again = {k: v for k, v in second[case].items() if k not in LATENCY_METRICS}
+        assert steady == again, f"{case}: {steady} vs {again}"
+    assert first["parity", "onnx"], "parity recorded no figures"
