@@ -156,7 +156,7 @@ class ReferenceStore:
         else:
             images, labels = calibration_images(size, 16, seed=TRAIN_SEED), None
         key = hashlib.sha256("|".join([
-            spec.name, FIXTURE_WEIGHTS_VERSION, torch.__version__, weights_digest(model),
+            spec.name, FIXTURE_WEIGHTS_VERSION, torch.__version__, weights_digest(model), label,
             arrays_digest([images] + ([labels] if labels is not None else [])),
         ]).encode()).hexdigest()[:16]
         path = (self.cache_dir or cache_root()) / "fixture_weights" / f"{spec.name}-{key}.pt"

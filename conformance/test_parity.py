@@ -23,6 +23,9 @@ BUNDLES = Path(__file__).resolve().parents[1] / "reports" / "bundles"
 def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     """Every output of every fixture image within the format's parity budget."""
     budget = budget_for(budgets, SUITE, case.format, profile_name)
+    if case.spec.task != "semantic":
+        # No class axis: prompt-mask models are gated on their masks (test_prompt_masks.py).
+        budget = {k: v for k, v in budget.items() if not k.endswith("argmax_agreement")}
     result = record_case(request, suite=SUITE, model=case.model, format=case.format,
                          profile=profile_name, budgets=budget)
     ref, artifact, runner = load_case_runner(case, references, threads=2)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from conformance.metrics_masks import mask_iou
+from conformance.metrics.masks import mask_iou
 from fixtures.shapes import shape_scene
 from models import fastsam
 from models.checkpoint import CheckpointError

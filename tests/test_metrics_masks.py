@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conformance.metrics_masks import LARGE_MASK_FRACTION, mask_iou, prompt_mask_report
+from conformance.metrics.masks import LARGE_MASK_FRACTION, mask_iou, prompt_mask_report
 
 masks_8x8 = arrays(dtype=bool, shape=(8, 8))
 

@@ -1,0 +1,90 @@
+"""FastSAM prompt masks: IoU of each exported-model mask against PyTorch's for the same prompt,
+by mask size (seed 003's measurement), with the missing-mask rate."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance.baseline import baseline_regressions
+from conformance.budgets import budget_for, explain, mark_known_failure, violations
+from conformance.matrix import Case, format_cases
+from conformance.metrics.masks import mask_iou, prompt_mask_report
+from conformance.results import attach_figure, record_case
+from conformance.runners import load_case_runner
+
+SUITE = "prompt_masks"
+PROMPTS_PER_IMAGE = 12
+
+
+@pytest.fixture(scope="session")
+def reference_prompts(references):
+    """Per model: images, prompts and PyTorch's mask for each prompt, computed once."""
+    from models.fastsam import everything_masks, make_prompts, prompt_masks, to_uint8_rgb
+
+    cache: dict[str, tuple] = {}
+
+    def get(spec):
+        if spec.name not in cache:
+            ref = references.get(spec)
+            conf, iou = spec.extra["conf"], spec.extra["iou"]
+            images, prompts, masks = [], [], []
+            for k, outputs in enumerate(ref.outputs):
+                image = to_uint8_rgb(ref.images[k])
+                found = everything_masks(outputs, image, conf, iou)
+                chosen = make_prompts(image, PROMPTS_PER_IMAGE, seed=k,
+                                      masks=found if len(found) else None)
+                images.append(image)
+                prompts.append(chosen)
+                masks.append(prompt_masks(outputs, image, chosen, conf, iou))
+            cache[spec.name] = (images, prompts, masks)
+        return cache[spec.name]
+
+    return get
+
+
+@pytest.mark.parametrize("case", format_cases(tasks=("prompt_masks",), gpu=False))
+def test_prompt_masks(case: Case, references, reference_prompts, budgets, profile_name,
+                      request) -> None:
+    """Mean mask IoU vs PyTorch and missing-mask rate within the format's budget."""
+    from models.fastsam import prompt_masks
+
+    budget = budget_for(budgets, SUITE, case.format, profile_name)
+    record_case(request, suite=SUITE, model=case.model, format=case.format,
+                profile=profile_name, budgets=budget)
+    ref, artifact, runner = load_case_runner(case, references, threads=2)
+    mark_known_failure(request, budgets, SUITE, case.model, case.format, ref.fixture)
+    images, prompts, ref_masks = reference_prompts(case.spec)
+    conf, iou = case.spec.extra["conf"], case.spec.extra["iou"]
+    got_masks = [prompt_masks(runner.run(inputs), image, chosen, conf, iou)
+                 for inputs, image, chosen in zip(ref.inputs, images, prompts, strict=True)]
+    report = prompt_mask_report(ref_masks, got_masks,
+                                image_area=[im.shape[0] * im.shape[1] for im in images])
+    metrics = report.as_metrics()
+    record_case(request, suite=SUITE, model=case.model, format=case.format,
+                profile=profile_name, metrics=metrics,
+                info={"weights": ref.weights, "conf": conf, "iou": iou,
+                      "prompts": "alternating point/box from PyTorch's masks (make_prompts)"})
+    _attach_worst(request, case, images, prompts, ref_masks, got_masks)
+    regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
+                                       profile_name, metrics)
+    assert not regressions, f"{case} regressed: " + "; ".join(regressions)
+    assert not violations(metrics, budget), explain(
+        f"{case} prompt masks vs PyTorch", metrics, budget,
+        hint=report.explain() + f"; artifact {artifact.path}")
+
+
+def _attach_worst(request, case, images, prompts, ref_masks, got_masks) -> None:
+    try:
+        from conformance.figures import prompt_mask_overlay
+    except ImportError:
+        return
+    scored = [(mask_iou(r, g) if g is not None else 0.0, i, j)
+              for i, (refs, gots) in enumerate(zip(ref_masks, got_masks, strict=True))
+              for j, (r, g) in enumerate(zip(refs, gots, strict=True)) if r is not None]
+    if not scored:
+        return
+    value, i, j = min(scored)
+    prompt = prompts[i][j]
+    png = prompt_mask_overlay(images[i], prompt.coords, ref_masks[i][j], got_masks[i][j])
+    attach_figure(request, f"worst prompt ({prompt.kind}) on image {i}: IoU {value:.3f}; "
+                  f"PyTorch green, {case.format} magenta", png)
