@@ -22,6 +22,10 @@ class Case:
     def model(self) -> str:
         return self.spec.name
 
+    def profile(self, active: str) -> str:
+        """The profile a result belongs to: 'gpu' for CUDA cases, else the active one."""
+        return "gpu" if self.device == "cuda" else active
+
     def __str__(self) -> str:
         suffix = "" if self.device == "cpu" else f"-{self.device}"
         return f"{self.spec.name}-{self.format}{suffix}"

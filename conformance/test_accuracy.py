@@ -34,6 +34,7 @@ def _figure(image, ref_pred, got_pred, num_classes) -> bytes | None:
 def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
                   eager_predictions, request) -> None:
     """mIoU drop vs PyTorch and agreement mIoU within the format's accuracy budget."""
+    profile_name = case.profile(profile_name)
     budget = budget_for(budgets, SUITE, case.format, profile_name)
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, budgets=budget)

@@ -22,6 +22,7 @@ BUNDLES = Path(__file__).resolve().parents[1] / "reports" / "bundles"
 @pytest.mark.parametrize("case", format_cases())
 def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     """Every output of every fixture image within the format's parity budget."""
+    profile_name = case.profile(profile_name)
     budget = budget_for(budgets, SUITE, case.format, profile_name)
     if case.spec.task != "semantic":
         # No class axis: prompt-mask models are gated on their masks (test_prompt_masks.py).
