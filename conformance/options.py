@@ -27,6 +27,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="evaluate only the first N images of the split")
     group.addoption("--bundle", default=None, metavar="PATH",
                     help="verify exported bundles under PATH (needs only numpy + the runtime)")
+    group.addoption("--bundle-dir", default=None, metavar="DIR",
+                    help="where parity cases write device bundles (default reports/bundles)")
     group.addoption("--baseline", default=None, metavar="RESULTS_JSON",
                     help="fail on drops since an earlier run's results.json ([baseline] budgets)")
     group.addoption("--runslow", action="store_true", default=False,
@@ -39,6 +41,12 @@ def pytest_configure(config: pytest.Config) -> None:
     cache = config.getoption("--export-cache")
     if cache:
         os.environ["SEGCONFORM_CACHE"] = str(Path(cache).resolve())
+    from conformance.budgets import load_budgets
+
+    try:  # a typo in an override must stop the run before any test, not error each one
+        load_budgets(overrides=config.getoption("--budget"))
+    except ValueError as err:
+        raise pytest.UsageError(str(err)) from err
     reports = Path(config.rootpath) / "reports"
     if not os.access(reports if reports.exists() else config.rootpath, os.W_OK):
         raise pytest.UsageError(f"{reports}: reports folder is not writable")

@@ -65,9 +65,20 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
         metrics["speedup_vs_eager"] = _eager_p50[case.model] / metrics["p50_ms"]
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics, info={"rounds": ROUNDS, "warmup": WARMUP})
-    bad = violations(metrics, budget)
-    if bad and not host_matches(profile_name):
-        pytest.skip(f"{profile_name} latency budget applies on a {profile.description}; "
-                    f"measured here on {host_description()}: p50 {metrics['p50_ms']:.1f} ms, "
-                    f"p90 {metrics['p90_ms']:.1f} ms ({'; '.join(str(v) for v in bad)})")
-    assert not bad, explain(f"{case} latency on {profile_name}", metrics, budget)
+    if "speedup_vs_eager" not in metrics:
+        # Eager was not selected in this run (e.g. -m pi5): there is no ratio to judge.
+        budget.pop("min_speedup_vs_eager", None)
+        result.info["speedup_vs_eager"] = "not measured: no torch_eager case in this run"
+    # Milliseconds belong to the profile's device; ratios measured in one run hold anywhere.
+    device_budget = {k: v for k, v in budget.items() if k.endswith("_ms")}
+    if device_budget and not host_matches(profile_name):
+        general = {k: v for k, v in budget.items() if k not in device_budget}
+        assert not violations(metrics, general), explain(
+            f"{case} latency on {profile_name}", metrics, general)
+        limits = ", ".join(f"{k} {v:g}" for k, v in device_budget.items())
+        pytest.skip(f"{profile_name} latency budget ({limits}) applies on a "
+                    f"{profile.description}; measured here "
+                    f"on {host_description()}: p50 {metrics['p50_ms']:.1f} ms, "
+                    f"p90 {metrics['p90_ms']:.1f} ms")
+    assert not violations(metrics, budget), explain(
+        f"{case} latency on {profile_name}", metrics, budget)

@@ -44,7 +44,8 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
                                           class_axis=1 if semantic else None))
     metrics = worst(reports)
     if case.device == "cpu":
-        write_bundle(BUNDLES, case.spec, case.format, artifact, ref.inputs, ref.outputs,
+        bundles = request.config.getoption("--bundle-dir") or BUNDLES
+        write_bundle(bundles, case.spec, case.format, artifact, ref.inputs, ref.outputs,
                      ref.weights)
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
