@@ -16,9 +16,10 @@ def test_flips_between_distinct_logits_count_as_disagreement() -> None:
 
 def test_a_tie_within_float_noise_is_not_an_export_error() -> None:
     ref = np.full((1, 3, 4, 4), -1.0, np.float32)
-    ref[0, 0], ref[0, 1] = 2.0, 2.0 + 1e-7  # PyTorch's own top-2 are equal to float noise
+    # PyTorch's own top-2 differ by a few float32 ulps (not exactly equal): a tie in noise.
+    ref[0, 0], ref[0, 1] = 2.0, np.float32(2.0) + np.float32(1e-6)
     got = ref.copy()
-    got[0, 0] += 2e-7  # the export breaks the tie the other way
+    got[0, 0] += np.float32(2e-6)  # the export breaks the tie the other way
     assert tie_mask(ref).all()
     assert argmax_agreement(ref, got) == 1.0
     ref2 = ref.copy()
