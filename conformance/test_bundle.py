@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budgets import budget_for, explain, load_budgets, violations
+from conformance.budgets import budget_for, explain, violations
 from conformance.bundle import find_bundles, read_bundle
 from conformance.metrics.parity import compare_output, worst
 from conformance.profiles import markers_for_format
@@ -35,13 +35,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("bundle_dir", _bundle_params(metafunc.config))
 
 
-def test_bundle_parity(bundle_dir: Path, pytestconfig: pytest.Config, profile_name: str,
-                       request) -> None:
+def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, request) -> None:
     """The bundled artifact reproduces the stored PyTorch outputs within the parity budget."""
     bundle = read_bundle(bundle_dir)
     manifest = bundle.manifest
-    budget = budget_for(load_budgets(overrides=pytestconfig.getoption("--budget")), SUITE,
-                        manifest["format"], profile_name)
+    budget = budget_for(budgets, SUITE, manifest["format"], profile_name)
     record_case(request, suite=SUITE, model=manifest["model"], format=manifest["format"],
                 profile=profile_name, budgets=budget, info={"bundle": str(bundle_dir)})
     io = IOSpec(inputs={k: tuple(v["shape"]) for k, v in manifest["inputs"].items()},

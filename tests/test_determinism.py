@@ -82,27 +82,13 @@ def test_two_runs_of_an_artifact_are_identical(lite, fmt: str) -> None:
     assert figures[0] == figures[1]
 
 
-# The parity suite writes bundles into the repository's reports/; keep these runs' out of it.
-REDIRECT_BUNDLES = """
-import os, sys
-from pathlib import Path
-
-def pytest_collection_finish(session):
-    module = sys.modules.get("conformance.test_parity")
-    if module is not None and hasattr(module, "BUNDLES"):
-        module.BUNDLES = Path(os.environ["SEGCONFORM_TEST_BUNDLES"])
-"""
-
-
 def run_suite(tmp_path: Path, name: str) -> dict[tuple[str, str], dict[str, float]]:
     """Parity and latency of the lite ONNX case in a fresh interpreter; metrics by case."""
-    (tmp_path / "redirect_bundles.py").write_text(REDIRECT_BUNDLES)
     results = tmp_path / f"{name}.json"
-    env = {**os.environ, "SEGCONFORM_TEST_BUNDLES": str(tmp_path / "bundles"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path),
-                                                       os.environ.get("PYTHONPATH")]))}
+    env = dict(os.environ)
+    # Bundles go to tmp: these runs' must not replace the repository's reports/bundles.
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-p", "redirect_bundles", "-o", "addopts=--strict-markers",
+               "-o", "addopts=--strict-markers", f"--bundle-dir={tmp_path / 'bundles'}",
                "--report-json", str(results), "conformance/test_parity.py",
                "conformance/test_latency.py", "-k", f"{LITE} and onnx and not cuda"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True,

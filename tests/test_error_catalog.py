@@ -340,16 +340,6 @@ def test_reports_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 # --- one format's failure never aborts the others -------------------------------------------
 
 BROKEN_NODE = "/high_level/high_level.6/block/block.0/block.0.0/Conv"
-# The parity suite writes bundles into the repository's reports/; keep this run's out of it.
-REDIRECT_BUNDLES = '''
-import os, sys
-from pathlib import Path
-
-def pytest_collection_finish(session):
-    module = sys.modules.get("conformance.test_parity")
-    if module is not None and hasattr(module, "BUNDLES"):
-        module.BUNDLES = Path(os.environ["SEGCONFORM_TEST_BUNDLES"])
-'''
 
 
 def break_onnx_weights(source: Path, target: Path, node_name: str) -> None:
@@ -367,17 +357,11 @@ def break_onnx_weights(source: Path, target: Path, node_name: str) -> None:
 def run_parity_subprocess(tmp_path: Path, cache: Path, select: str,
                           extra_env: dict[str, str] | None = None) -> tuple[str, dict]:
     """Run the parity suite on `select` in a fresh interpreter; (output, results by format)."""
-    plugins = tmp_path / "plugins"
-    plugins.mkdir(exist_ok=True)
-    (plugins / "redirect_bundles.py").write_text(REDIRECT_BUNDLES)
     results = tmp_path / "results.json"
-    env = {**os.environ, "SEGCONFORM_CACHE": str(cache),
-           "SEGCONFORM_TEST_BUNDLES": str(tmp_path / "bundles"),
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(plugins),
-                                                       os.environ.get("PYTHONPATH")])),
-           **(extra_env or {})}
+    env = {**os.environ, "SEGCONFORM_CACHE": str(cache), **(extra_env or {})}
+    # Bundles go to tmp: this run's must not replace the repository's reports/bundles.
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-p", "redirect_bundles", "-o", "addopts=--strict-markers",
+               "-o", "addopts=--strict-markers", f"--bundle-dir={tmp_path / 'bundles'}",
                "--report-json", str(results), "conformance/test_parity.py", "-k", select]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=900, check=False)

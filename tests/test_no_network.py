@@ -58,16 +58,6 @@ socket.create_connection, socket.getaddrinfo = create_connection, getaddrinfo
 _record("armed", "")
 '''
 
-# The parity suite writes bundles into the repository's reports/; keep this run's out of it.
-REDIRECT_BUNDLES = '''
-import os, sys
-from pathlib import Path
-
-def pytest_collection_finish(session):
-    module = sys.modules.get("conformance.test_parity")
-    if module is not None and hasattr(module, "BUNDLES"):
-        module.BUNDLES = Path(os.environ["SEGCONFORM_TEST_BUNDLES"])
-'''
 
 
 def test_the_block_catches_a_connection(tmp_path: Path) -> None:
@@ -89,17 +79,15 @@ def test_parity_slice_runs_offline(tmp_path: Path) -> None:
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
-    (site / "redirect_bundles.py").write_text(REDIRECT_BUNDLES)
     cache = tmp_path / "cache"  # empty but for the fixture weights: the exports happen here
     cache.mkdir()
     (cache / "fixture_weights").symlink_to(cache_root() / "fixture_weights")
     log, results = tmp_path / "network.log", tmp_path / "results.json"
     env = {**os.environ, "SEGCONFORM_NETLOG": str(log), "SEGCONFORM_CACHE": str(cache),
-           "SEGCONFORM_TEST_BUNDLES": str(tmp_path / "bundles"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(site),
                                                        os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-p", "redirect_bundles", "-o", "addopts=--strict-markers",
+               "-o", "addopts=--strict-markers", f"--bundle-dir={tmp_path / 'bundles'}",
                "--report-json", str(results), "conformance/test_parity.py",
                "-k", f"{LITE} and (onnx or torchscript) and not cuda"]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
