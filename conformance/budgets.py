@@ -44,16 +44,35 @@ def load_budgets(path: Path = BUDGETS_FILE, overrides: list[str] | None = None) 
         if not parts[-1].startswith(("min_", "max_")):
             raise ValueError(f"--budget {item!r}: budget keys start with min_ or max_")
         node[parts[-1]] = number
+    known_failures(table)  # a malformed entry is a usage error before any test runs
     return table
 
 
-def budget_for(table: dict, suite: str, fmt: str, profile: str | None = None) -> dict[str, float]:
-    """Budget of (suite, format), with a [suite.format.profile] table layered on top."""
+# Figures that need a class axis: a model without one (prompt masks) is not budgeted on them.
+DECISION_METRICS = ("argmax_agreement", "agreement_miou", "pixel_agreement", "tie_exempt_fraction")
+
+
+class MissingBudget(LookupError):
+    """A case whose suite declares no budget for it: it cannot be judged, so it cannot pass."""
+
+
+def budget_for(table: dict, suite: str, fmt: str, profile: str | None = None,
+               task: str = "semantic") -> dict[str, float]:
+    """Budget of (suite, format): [suite.format], then [suite.format.TASK], then
+    [suite.format.PROFILE] layered on top; never empty (MissingBudget)."""
     section = dict(table.get(suite, {}).get(fmt, {}))
     nested = {k: v for k, v in section.items() if isinstance(v, dict)}
     flat = {k: float(v) for k, v in section.items() if not isinstance(v, dict)}
-    if profile and profile in nested:
-        flat.update({k: float(v) for k, v in nested[profile].items()})
+    if task != "semantic":
+        flat = {k: v for k, v in flat.items() if not k.endswith(DECISION_METRICS)}
+    for layer in (task, profile):
+        if layer and layer in nested:
+            flat.update({k: float(v) for k, v in nested[layer].items()})
+    if not flat:
+        raise MissingBudget(
+            f"no budget for {suite}.{fmt} (task {task}, profile {profile}): declare "
+            f"[{suite}.{fmt}] or [{suite}.{fmt}.{task}] in {BUDGETS_FILE}; a case with nothing "
+            "to judge cannot pass")
     return flat
 
 
@@ -81,27 +100,94 @@ def explain(title: str, metrics: dict[str, float], budget: dict[str, float],
     return "\n".join(lines)
 
 
-def known_failure(table: dict, suite: str, model: str, fmt: str,
-                  fixture_weights: bool = True) -> str | None:
-    """The declared reason if (suite, model, format) is a known failure.
+@dataclass(frozen=True)
+class KnownFailure:
+    """A declared, understood failure with the band of values it was measured at."""
+
+    suite: str
+    model: str
+    format: str
+    reason: str
+    expect: dict[str, tuple[float, float]]
+    weights: str | None = None
+
+    def matches(self, suite: str, model: str, fmt: str, fixture_weights: bool) -> bool:
+        if self.weights == "fixture" and not fixture_weights:
+            return False
+        return (self.suite == suite and fnmatch.fnmatch(model, self.model)
+                and fnmatch.fnmatch(fmt, self.format))
+
+    def moved(self, metrics: dict[str, float]) -> list[str]:
+        """Each declared metric outside its band (or missing), with value and band."""
+        found = []
+        for metric, (low, high) in sorted(self.expect.items()):
+            value = metrics.get(metric, float("nan"))
+            if not low <= value <= high:
+                found.append(f"{metric} = {value:.6g}, declared band [{low:.6g}, {high:.6g}]")
+        return found
+
+    def band_text(self) -> str:
+        return ", ".join(f"{m} in [{lo:.6g}, {hi:.6g}]"
+                         for m, (lo, hi) in sorted(self.expect.items()))
+
+
+def known_failures(table: dict) -> list[KnownFailure]:
+    """The [[known_failure]] entries; each must declare the band it was measured at."""
+    entries = []
+    for index, entry in enumerate(table.get("known_failure", [])):
+        where = f"{BUDGETS_FILE.name} known_failure #{index + 1} ({entry.get('suite')}, " \
+                f"{entry.get('model')}, {entry.get('format')})"
+        expect = entry.get("expect")
+        if not isinstance(expect, dict) or not expect:
+            raise ValueError(f"{where}: no `expect` band (e.g. expect = {{ argmax_agreement = "
+                             "[0.86, 0.92] }); a known failure without a band hides regressions")
+        bands = {}
+        for metric, band in expect.items():
+            if (not isinstance(band, list) or len(band) != 2
+                    or not all(isinstance(v, (int, float)) for v in band) or band[0] > band[1]):
+                raise ValueError(f"{where}: expect.{metric} = {band!r} is not a band [low, high]")
+            bands[metric] = (float(band[0]), float(band[1]))
+        entries.append(KnownFailure(suite=entry["suite"], model=entry.get("model", "*"),
+                                    format=entry.get("format", "*"), reason=str(entry["reason"]),
+                                    expect=bands, weights=entry.get("weights")))
+    return entries
+
+
+def find_known_failure(table: dict, suite: str, model: str, fmt: str,
+                       fixture_weights: bool = True) -> KnownFailure | None:
+    """The declared known failure of (suite, model, format), if any.
 
     An entry with `weights = "fixture"` applies only to the suite's own fixture weights,
     never to a user's checkpoint.
     """
-    for entry in table.get("known_failure", []):
-        if entry.get("weights") == "fixture" and not fixture_weights:
-            continue
-        if (entry.get("suite") == suite and fnmatch.fnmatch(model, entry.get("model", "*"))
-                and fnmatch.fnmatch(fmt, entry.get("format", "*"))):
-            return str(entry["reason"])
+    for entry in known_failures(table):
+        if entry.matches(suite, model, fmt, fixture_weights):
+            return entry
     return None
 
 
-def mark_known_failure(request, table: dict, suite: str, model: str, fmt: str,
-                       fixture_weights: bool = True) -> None:
-    """Turn a declared known failure into a strict xfail of the running test."""
+def settle(known: KnownFailure | None, metrics: dict[str, float], failure: str | None) -> None:
+    """The verdict of a measured case.
+
+    Without a known failure: `failure` (a message) fails the test. With one: inside its band
+    the case is an expected failure showing its numbers; outside the band, in either
+    direction, it fails as `known failure moved`, so a regression inside a known failure is
+    caught and a fix is announced.
+    """
     import pytest
 
-    reason = known_failure(table, suite, model, fmt, fixture_weights)
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+    if known is None:
+        if failure:
+            pytest.fail(failure, pytrace=False)
+        return
+    moved = known.moved(metrics)
+    if moved:
+        verdict = failure or "the case now passes its budgets: remove the known_failure entry"
+        pytest.fail(f"known failure moved: {'; '.join(moved)}\n{verdict}\n"
+                    f"declared reason: {known.reason}", pytrace=False)
+    if not failure:
+        pytest.fail(f"known failure declared ({known.band_text()}) but the case passes its "
+                    "budgets: the band overlaps the passing side; fix the entry", pytrace=False)
+    figures = ", ".join(f"{m} = {metrics[m]:.6g}" for m in sorted(known.expect))
+    pytest.xfail(f"known failure, inside its band ({figures}; {known.band_text()}): "
+                 f"{known.reason}")

@@ -42,7 +42,7 @@ def references(pytestconfig: pytest.Config, profile_name: str):
 @pytest.fixture(scope="session")
 def voc_samples(pytestconfig: pytest.Config):
     """Labelled evaluation samples: --voc-root's val split, else our synthetic VOC set."""
-    from fixtures.voc import DatasetError, read_voc_split, write_voc_dataset
+    from fixtures.voc import SYNTHETIC_VERSION, DatasetError, read_voc_split, write_voc_dataset
     from models.export.cache import cache_root
 
     root = pytestconfig.getoption("--voc-root")
@@ -52,10 +52,11 @@ def voc_samples(pytestconfig: pytest.Config):
             return "VOC2012 val", read_voc_split(Path(root), "val", limit=limit)
         except (DatasetError, FileNotFoundError) as err:
             raise pytest.UsageError(f"--voc-root: {err}") from err
-    folder = cache_root() / "voc_synthetic_v1"
+    folder = cache_root() / f"voc_synthetic_v{SYNTHETIC_VERSION}"
     if not (folder / "VOCdevkit" / "VOC2012" / "ImageSets").exists():
         write_voc_dataset(folder, count=8, size=256, seed=7)
-    return "synthetic VOC (8 images, seed 7)", read_voc_split(folder / "VOCdevkit", "val")
+    name = f"synthetic VOC v{SYNTHETIC_VERSION} (8 held-out images, seed 7)"
+    return name, read_voc_split(folder / "VOCdevkit", "val")
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from fixtures.images import calibration_images, folder_photos, to_nchw01
 from fixtures.voc import synthetic_samples
 from models.export import ExportSession
 from models.export.cache import arrays_digest, cache_root, weights_digest
+from models.fixture_weights import CommittedWeights
 from models.registry import ModelSpec, count_parameters
 
 # Bump when the way fixture weights are made changes, so cached weights are not reused.
@@ -150,6 +151,8 @@ class ReferenceStore:
         label = spec.extra.get("weights", "seeded random init")
         if spec.fixture_weights is None:
             return model, label
+        if isinstance(spec.fixture_weights, CommittedWeights):
+            return spec.fixture_weights(model), label
         size = spec.input_size
         if spec.task == "semantic":
             images, labels = _semantic_set(size, 16, TRAIN_SEED)
@@ -163,10 +166,7 @@ class ReferenceStore:
         if path.is_file():
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             return model.eval(), f"{label} (cached {path.name})"
-        if spec.extra.get("fixture_uses_labels"):
-            model = spec.fixture_weights(model, images, labels=labels)
-        else:
-            model = spec.fixture_weights(model, images)
+        model = spec.fixture_weights(model, images)
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), path.with_suffix(".tmp"))
         path.with_suffix(".tmp").replace(path)

@@ -7,15 +7,11 @@ import numpy as np
 import pytest
 
 from conformance.baseline import baseline_regressions
-from conformance.budgets import budget_for, explain, mark_known_failure, violations
+from conformance.budgets import budget_for, explain, find_known_failure, settle, violations
 from conformance.inference import semantic_prediction
 from conformance.matrix import Case, format_cases
-from conformance.metrics.segmentation import (
-    confusion_matrix,
-    miou,
-    miou_drop_points,
-    per_class_iou,
-)
+from conformance.metrics.reference_health import reference_figures, reference_problems
+from conformance.metrics.segmentation import accuracy_metrics, confusion_matrix, per_class_iou
 from conformance.results import attach_figure, record_case
 from conformance.runners import load_case_runner
 
@@ -35,53 +31,45 @@ def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
                   eager_predictions, request) -> None:
     """mIoU drop vs PyTorch and agreement mIoU within the format's accuracy budget."""
     profile_name = case.profile(profile_name)
-    budget = budget_for(budgets, SUITE, case.format, profile_name)
+    budget = budget_for(budgets, SUITE, case.format, profile_name, case.spec.task)
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, budgets=budget)
     dataset, samples = voc_samples
     ref, artifact, runner = load_case_runner(case, references, threads=2)
-    mark_known_failure(request, budgets, SUITE, case.model, case.format, ref.fixture)
+    known = find_known_failure(budgets, SUITE, case.model, case.format, ref.fixture)
     spec, name, out = case.spec, case.spec.inputs[0].name, case.spec.output_names[0]
     n = spec.num_classes
     ref_preds = eager_predictions(spec)
-    ref_conf = np.zeros((n, n), np.int64)
-    got_conf = np.zeros((n, n), np.int64)
-    agree_conf = np.zeros((n, n), np.int64)
-    got_preds = []
-    for sample, ref_pred in zip(samples, ref_preds, strict=True):
-        got = semantic_prediction(lambda x: runner.run({name: x})[out], spec, sample.image,
-                                  sample.label.shape)
-        got_preds.append(got)
-        ref_conf += confusion_matrix(ref_pred, sample.label, n)
-        got_conf += confusion_matrix(got, sample.label, n)
-        agree_conf += confusion_matrix(got, ref_pred, n, ignore=-1)
-    ref_miou, got_miou = miou(ref_conf), miou(got_conf)
-    metrics = {
-        "miou": got_miou,
-        "reference_miou": ref_miou,
-        "miou_drop": miou_drop_points(ref_miou, got_miou),
-        "miou_ratio": got_miou / ref_miou if ref_miou > 0 else float("nan"),
-        "agreement_miou": miou(agree_conf),
-        "pixel_agreement": float(np.mean([np.mean(a == b)
-                                          for a, b in zip(ref_preds, got_preds, strict=True)])),
-    }
+    got_preds = [semantic_prediction(lambda x: runner.run({name: x})[out], spec, sample.image,
+                                     sample.label.shape) for sample in samples]
+    labels = [sample.label for sample in samples]
+    metrics = {**accuracy_metrics(labels, ref_preds, got_preds, n),
+               **reference_figures(ref_preds)}
+    got_conf = sum(confusion_matrix(got, label, n) for got, label in zip(got_preds, labels,
+                                                                          strict=True))
     iou = per_class_iou(got_conf)
     worst = int(np.nanargmin(iou)) if np.isfinite(iou).any() else -1
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
                 info={"dataset": dataset, "images": len(samples), "weights": ref.weights,
-                      "worst_class": worst, "per_class_iou": np.round(iou, 4).tolist()})
-    failed = bool(violations(metrics, budget))
+                      "weights_sha256": ref.weights_key, "worst_class": worst,
+                      "per_class_iou": np.round(iou, 4).tolist()})
     worst_image = int(np.argmin([np.mean(a == b) for a, b in zip(ref_preds, got_preds,
                                                                   strict=True)]))
     figure = _figure(samples[worst_image].image, ref_preds[worst_image], got_preds[worst_image], n)
     if figure is not None:
         attach_figure(request, f"{samples[worst_image].name}: input / PyTorch / "
                       f"{case.format} / disagreement", figure)
+    problem = reference_problems(ref_preds)
+    if problem:
+        pytest.fail(f"{case}: {problem} on {dataset}; weights: {ref.weights}", pytrace=False)
     regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
                                        profile_name, metrics)
     assert not regressions, f"{case} regressed: " + "; ".join(regressions)
-    assert not failed, explain(
-        f"{case} accuracy on {dataset} ({len(samples)} images)", metrics, budget,
-        hint=f"worst class {worst} (IoU {iou[worst] if worst >= 0 else float('nan'):.3f}); "
-             f"worst image {samples[worst_image].name}; artifact {artifact.path}")
+    failure = None
+    if violations(metrics, budget):
+        failure = explain(
+            f"{case} accuracy on {dataset} ({len(samples)} images)", metrics, budget,
+            hint=f"worst class {worst} (IoU {iou[worst] if worst >= 0 else float('nan'):.3f}); "
+                 f"worst image {samples[worst_image].name}; artifact {artifact.path}")
+    settle(known, metrics, failure)

@@ -39,7 +39,8 @@ def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, reque
     """The bundled artifact reproduces the stored PyTorch outputs within the parity budget."""
     bundle = read_bundle(bundle_dir)
     manifest = bundle.manifest
-    budget = budget_for(budgets, SUITE, manifest["format"], profile_name)
+    budget = budget_for(budgets, SUITE, manifest["format"], profile_name,
+                        manifest.get("task", "semantic"))
     record_case(request, suite=SUITE, model=manifest["model"], format=manifest["format"],
                 profile=profile_name, budgets=budget, info={"bundle": str(bundle_dir)})
     io = IOSpec(inputs={k: tuple(v["shape"]) for k, v in manifest["inputs"].items()},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.budgets import mark_known_failure
+from conformance.budgets import find_known_failure, settle
 from conformance.matrix import Case, format_cases
 from conformance.results import record_case
 from models.export import ExportError
@@ -16,8 +16,8 @@ SUITE = "edgetpu"
 @pytest.mark.parametrize("case", format_cases(formats=("edgetpu",), gpu=False))
 def test_edgetpu_compatible(case: Case, references, budgets, profile_name, request) -> None:
     """The int8 model meets the Edge TPU's requirements (what edgetpu_compiler would map)."""
-    mark_known_failure(request, budgets, SUITE, case.model, case.format,
-                       references.get(case.spec).fixture)
+    ref = references.get(case.spec)
+    known = find_known_failure(budgets, SUITE, case.model, case.format, ref.fixture)
     result = record_case(request, suite=SUITE, model=case.model, format=case.format,
                          profile=profile_name, budgets={"max_unsupported_ops": 0.0})
     try:
@@ -28,12 +28,12 @@ def test_edgetpu_compatible(case: Case, references, budgets, profile_name, reque
     result.info.update(compiled=artifact.meta.get("compiled"),
                        converter=artifact.meta.get("converter", ""),
                        op_counts=report.op_counts)
+    metrics = {"unsupported_ops": sum(report.unsupported_ops.values()),
+               "float_tensors": len(report.float_tensors),
+               "dynamic_tensors": len(report.dynamic_tensors),
+               "total_ops": report.total_ops,
+               "tpu_op_fraction": report.ops_before_first_unsupported / report.total_ops
+               if report.first_unsupported else 1.0}
     record_case(request, suite=SUITE, model=case.model, format=case.format,
-                profile=profile_name,
-                metrics={"unsupported_ops": sum(report.unsupported_ops.values()),
-                         "float_tensors": len(report.float_tensors),
-                         "dynamic_tensors": len(report.dynamic_tensors),
-                         "total_ops": report.total_ops,
-                         "tpu_op_fraction": report.ops_before_first_unsupported / report.total_ops
-                         if report.first_unsupported else 1.0})
-    assert report.compatible, report.explain()
+                profile=profile_name, metrics=metrics, info={"weights_sha256": ref.weights_key})
+    settle(known, metrics, None if report.compatible else report.explain())

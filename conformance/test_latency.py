@@ -64,7 +64,7 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
     """Median and p90 of single-image inference after warm-up, at the profile's threads."""
     profile = load_profiles()[profile_name]
     threads = profile.threads
-    budget = budget_for(budgets, SUITE, case.format, profile_name)
+    budget = budget_for(budgets, SUITE, case.format, profile_name, case.spec.task)
     result = record_case(request, suite=SUITE, model=case.model, format=case.format,
                          profile=profile_name, budgets=budget)
     if case.format == EAGER:
@@ -83,6 +83,7 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
     data = np.asarray(benchmark.stats.stats.data) * 1000.0
     metrics = {"p50_ms": float(np.percentile(data, 50)), "p90_ms": float(np.percentile(data, 90)),
                "mean_ms": float(data.mean())}
+    metrics["p90_over_p50"] = metrics["p90_ms"] / metrics["p50_ms"]
     if case.format != EAGER and _torch_available():
         metrics["speedup_vs_eager"] = _interleaved_speedup(case, references, threads, infer)
     record_case(request, suite=SUITE, model=case.model, format=case.format,

@@ -11,6 +11,7 @@ from torch import nn
 from torchvision.models import mobilenet_v3_large
 
 from models.checkpoint import load_state_dict_file
+from models.fixture_weights import COMMITTED
 from models.registry import InputSpec, ModelSpec, register
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -102,64 +103,6 @@ def preprocess_imagenet(images: np.ndarray) -> dict[str, np.ndarray]:
     return {"image": np.ascontiguousarray(x, dtype=np.float32)}
 
 
-def reestimate_batchnorm(model: nn.Module, images: np.ndarray, passes: int = 2) -> nn.Module:
-    """Replace BatchNorm running statistics by the fixture images' statistics.
-
-    With default statistics a random network's activations explode or vanish and its
-    argmax is the same class at every pixel, which makes parity and agreement meaningless.
-    """
-    batch = torch.from_numpy(preprocess_imagenet(images)["image"])
-    for module in model.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over all passes
-    model.train()
-    with torch.no_grad():
-        for _ in range(passes):
-            for start in range(0, len(batch), 4):
-                chunk = batch[start : start + 4]
-                if len(chunk) > 1:  # BatchNorm needs more than one value per channel
-                    model(chunk)
-    return model.eval()
-
-
-def fit_classifier(model: DeepLabV3Plus, images: np.ndarray, labels: np.ndarray,
-                   steps: int = 300, seed: int = 0) -> DeepLabV3Plus:
-    """Fit only the final 1x1 classifier to labelled fixture images (frozen features).
-
-    A random head gives logits whose top-2 margin is tiny, so any export "disagrees" by
-    noise; a fitted head gives confident, spatially structured predictions in seconds.
-    """
-    torch.manual_seed(seed)
-    captured = []
-    hook = model.classifier.register_forward_hook(lambda m, i, o: captured.append(i[0]))
-    with torch.no_grad():
-        batch = torch.from_numpy(preprocess_imagenet(images)["image"])
-        for start in range(0, len(batch), 4):
-            model(batch[start : start + 4])
-    hook.remove()
-    features = torch.cat(captured)
-    target = torch.from_numpy(labels.astype(np.int64))[:, None].float()
-    target = F.interpolate(target, size=features.shape[-2:], mode="nearest")[:, 0].long()
-    head = model.classifier
-    optimiser = torch.optim.Adam(head.parameters(), lr=0.05)
-    for _ in range(steps):
-        optimiser.zero_grad()
-        loss = F.cross_entropy(head(features), target, ignore_index=255)
-        loss.backward()
-        optimiser.step()
-    return model.eval()
-
-
-def deeplab_fixture_weights(model: nn.Module, images: np.ndarray,
-                            labels: np.ndarray | None = None) -> nn.Module:
-    """BatchNorm statistics from the images, then (with labels) a fitted classifier."""
-    reestimate_batchnorm(model, images)
-    if labels is not None:
-        fit_classifier(model, images, labels)
-    return model
-
-
 def _spec(name: str, num_classes: int, lite: bool, params: int, size: int, tier: str,
           description: str) -> ModelSpec:
     return ModelSpec(
@@ -173,12 +116,10 @@ def _spec(name: str, num_classes: int, lite: bool, params: int, size: int, tier:
         expected_params=params,
         tier=tier,  # type: ignore[arg-type]
         load_checkpoint=load_deeplabv3plus_checkpoint,
-        fixture_weights=deeplab_fixture_weights,
+        fixture_weights=COMMITTED[name],
         preprocess=preprocess_imagenet,
         description=description,
-        extra={"weights": "seeded random init (seed 0); BatchNorm statistics re-estimated and "
-                          "the 1x1 classifier fitted on the synthetic VOC fixture set",
-               "fixture_uses_labels": True},
+        extra={"weights": COMMITTED[name].label},
     )
 
 

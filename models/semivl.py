@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.checkpoint import load_matching_state_dict, read_checkpoint, unwrap_state_dict
+from models.fixture_weights import COMMITTED
 from models.registry import InputSpec, ModelSpec, Tier, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -698,13 +699,14 @@ def _spec(name: str, cfg: SemiVLConfig, tier: Tier, expected: int, **fixture: in
         formats=("torchscript", "torchscript_lite", "onnx", "tflite_fp32", "tflite_int8"),
         tier=tier,
         load_checkpoint=load_semivl_checkpoint,
-        fixture_weights=functools.partial(fixture_weights, **fixture),
+        fixture_weights=COMMITTED.get(name) or functools.partial(fixture_weights, **fixture),
         preprocess=preprocess,
         description=f"SemiVL (MaskCLIP ViT + VLG decoder), {cfg.depth}x{cfg.width}, "
         f"{cfg.img_size} px, VOC {cfg.num_classes} classes",
         extra={"config": cfg, "class_names": VOC_CLASSES, "paper_inference": _paper_inference(cfg),
-               "weights": "seeded init; decoder fitted (Adam, backbone frozen) to the "
-                          "backbone's MaskCLIP pseudo-labels on fixture images"},
+               "weights": COMMITTED[name].label if name in COMMITTED else
+               "seeded init; decoder fitted at run time (Adam, backbone frozen) to the "
+               "backbone's MaskCLIP pseudo-labels on fixture images"},
     )
 
 

@@ -33,11 +33,10 @@ def test_random_init_predicts_one_class_but_fixture_weights_do_not() -> None:
         random_pred = random_model(torch.from_numpy(ref.inputs[0]["image"])).argmax(1)
     assert random_pred.unique().numel() <= 2  # why fixture weights exist
     preds = np.concatenate([out["logits"].argmax(1) for out in ref.outputs])
-    assert np.unique(preds).size >= 4, "reference predicts too few classes"
-    # Spatial variation: objects are predicted, not a constant map (the fixture model is
-    # background-heavy: ~3% of pixels are objects, while the labels have more).
-    assert 1.0 - np.bincount(preds.ravel()).max() / preds.size > 0.02
-    assert sum(np.unique(pred).size >= 2 for pred in preds) >= 3
+    assert np.unique(preds).size >= 12, "reference predicts too few classes"
+    # Objects are predicted, not a constant map: the synthetic set is <= 45% background.
+    assert np.bincount(preds.ravel()).max() / preds.size < 0.6
+    assert all(np.unique(pred).size >= 4 for pred in preds)
 
 
 def test_checkpoint_round_trip_and_wrong_file(tmp_path: Path) -> None:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from conformance.metrics.parity import argmax_agreement, tie_mask
+from conformance.metrics.parity import (
+    argmax_agreement,
+    class_decision_metrics,
+    tie_mask,
+)
+from conformance.metrics.segmentation import agreement_miou
 
 
 def test_flips_between_distinct_logits_count_as_disagreement() -> None:
@@ -25,3 +30,35 @@ def test_a_tie_within_float_noise_is_not_an_export_error() -> None:
     ref2 = ref.copy()
     ref2[0, 1] = 2.5  # class 1 clearly wins in PyTorch; the export says class 0
     assert argmax_agreement(ref2, got) == 0.0
+
+
+def test_the_tie_margin_is_each_pixels_own_not_the_outputs_largest_logit() -> None:
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=(1, 4, 8, 8)).astype(np.float32)
+    # Small logits with a real gap of 1e-3 between the top two classes everywhere...
+    ref[0, 0], ref[0, 1] = 0.101, 0.100
+    ref[0, 2:] = 0.0
+    # ...and one outlier logit far away: a margin scaled by the global max would call every
+    # pixel a tie (1e-5 x 1e4 = 0.1 > 1e-3) and pass any export.
+    ref[0, 3, 0, 0] = 1e4
+    assert tie_mask(ref).sum() == 0
+    flipped = ref.copy()
+    flipped[0, 1] += 0.01
+    figures = class_decision_metrics(ref, flipped)
+    assert figures["argmax_agreement"] == 1 / 64  # only the outlier pixel keeps its class
+    assert figures["tie_exempt_fraction"] == 0.0
+
+
+def test_a_dead_reference_is_all_ties_and_reports_it() -> None:
+    ref = np.zeros((1, 3, 4, 4), np.float32)
+    figures = class_decision_metrics(ref, np.random.default_rng(0).normal(size=ref.shape))
+    assert figures["tie_exempt_fraction"] == 1.0
+
+
+def test_agreement_miou_averages_over_the_classes_pytorch_predicts() -> None:
+    ref_map = np.zeros((10, 10), int)
+    ref_map[:, 8:] = 1  # 80% class 0, 20% class 1
+    constant = np.zeros_like(ref_map)
+    # Pixel agreement would be 0.8; class 1 is lost entirely.
+    assert agreement_miou(ref_map, constant, 2) == (0.8 + 0.0) / 2
+    assert agreement_miou(ref_map, ref_map, 2) == 1.0

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from conformance.metrics.segmentation import agreement_miou
+
 
 @dataclass(frozen=True)
 class ParityReport:
@@ -17,14 +19,13 @@ class ParityReport:
     max_rel_err: float
     cosine: float
     snr_db: float
-    argmax_agreement: float | None = None
+    decisions: dict[str, float] | None = None  # class_decision_metrics, for class logits
 
     def as_metrics(self) -> dict[str, float]:
-        """Flat dict; argmax agreement only where it applies."""
+        """Flat dict; decision figures only where the output has a class axis."""
         metrics = {"max_abs_err": self.max_abs_err, "mean_abs_err": self.mean_abs_err,
                    "max_rel_err": self.max_rel_err, "cosine": self.cosine, "snr_db": self.snr_db}
-        if self.argmax_agreement is not None:
-            metrics["argmax_agreement"] = self.argmax_agreement
+        metrics.update(self.decisions or {})
         return metrics
 
 
@@ -51,18 +52,23 @@ def cosine_similarity(ref: np.ndarray, got: np.ndarray) -> float:
     return float(np.dot(a, b) / (na * nb))
 
 
-# Two classes whose PyTorch logits differ by less than this fraction of the logits' scale are
-# a tie within float32 noise: which one wins is not a property of the export.
+# Two classes whose PyTorch logits differ by less than this fraction of that pixel's own
+# largest |logit| are a tie within float32 noise: which one wins is not a property of the
+# export. Relative to the pixel, not to the whole output, so one outlier logit elsewhere
+# cannot exempt anything here.
 TIE_MARGIN = 1e-5
 
 
 def tie_mask(ref: np.ndarray, axis: int = 1, margin: float = TIE_MARGIN) -> np.ndarray:
-    """Positions where PyTorch's top-2 classes are within `margin` x max|ref| of each other."""
+    """Positions where PyTorch's top-2 classes are within `margin` x that position's max|logit|."""
     if ref.shape[axis] < 2:
         return np.zeros(np.delete(ref.shape, axis), dtype=bool)
-    top2 = np.partition(ref, -2, axis=axis).take([-2, -1], axis=axis)
+    ref64 = ref.astype(np.float64)
+    top2 = np.partition(ref64, -2, axis=axis).take([-2, -1], axis=axis)
     gap = np.abs(np.diff(top2, axis=axis)).squeeze(axis)
-    return gap <= margin * (float(np.max(np.abs(ref))) or 1.0)
+    scale = np.max(np.abs(ref64), axis=axis)
+    # A pixel whose logits are all zero (a dead reference) is a tie, not an agreement.
+    return gap <= margin * scale + np.where(scale == 0, np.inf, 0.0)
 
 
 def argmax_agreement(ref: np.ndarray, got: np.ndarray, axis: int = 1) -> float:
@@ -70,6 +76,17 @@ def argmax_agreement(ref: np.ndarray, got: np.ndarray, axis: int = 1) -> float:
     (top-2 within float noise, `tie_mask`) count as agreeing."""
     same = np.argmax(ref, axis=axis) == np.argmax(got, axis=axis)
     return float(np.mean(same | tie_mask(ref, axis)))
+
+
+def class_decision_metrics(ref: np.ndarray, got: np.ndarray, axis: int = 1) -> dict[str, float]:
+    """Decision figures of a class-logit output: agreement, agreement mIoU, tie share."""
+    ties = tie_mask(ref, axis)
+    ref_map, got_map = np.argmax(ref, axis=axis), np.argmax(got, axis=axis)
+    return {
+        "argmax_agreement": float(np.mean((ref_map == got_map) | ties)),
+        "agreement_miou": agreement_miou(ref_map, got_map, ref.shape[axis]),
+        "tie_exempt_fraction": float(np.mean(ties)),
+    }
 
 
 def compare_output(name: str, ref: np.ndarray, got: np.ndarray,
@@ -86,8 +103,12 @@ def compare_output(name: str, ref: np.ndarray, got: np.ndarray,
         max_rel_err=float(diff.max()) / scale,
         cosine=cosine_similarity(ref, got),
         snr_db=snr_db(ref, got),
-        argmax_agreement=None if class_axis is None else argmax_agreement(ref, got, class_axis),
+        decisions=None if class_axis is None else class_decision_metrics(ref, got, class_axis),
     )
+
+
+# Figures where a larger value is worse; every other figure is worse when smaller.
+LOWER_IS_BETTER = frozenset({"max_abs_err", "mean_abs_err", "max_rel_err", "tie_exempt_fraction"})
 
 
 def worst(reports: list[ParityReport]) -> dict[str, float]:
@@ -97,7 +118,7 @@ def worst(reports: list[ParityReport]) -> dict[str, float]:
         for key, value in report.as_metrics().items():
             if key not in merged:
                 merged[key] = value
-            elif key.startswith(("max_", "mean_")):
+            elif key in LOWER_IS_BETTER:
                 merged[key] = max(merged[key], value)
             else:
                 merged[key] = min(merged[key], value)

@@ -43,10 +43,41 @@ def pixel_accuracy(conf: np.ndarray) -> float:
 
 
 def agreement_miou(ref_pred: np.ndarray, got_pred: np.ndarray, num_classes: int) -> float:
-    """mIoU of an exported model's argmax map, taking PyTorch's argmax as ground truth."""
-    return miou(confusion_matrix(got_pred, ref_pred, num_classes, ignore=-1))
+    """IoU of an export's class map against PyTorch's, averaged over the classes present in
+    PyTorch's map: a constant or shuffled prediction scores low however unbalanced the map."""
+    return reference_class_miou(confusion_matrix(got_pred, ref_pred, num_classes, ignore=-1))
+
+
+def reference_class_miou(conf: np.ndarray) -> float:
+    """Mean IoU over the classes present in the rows (the reference) of `conf`."""
+    present = conf.sum(1) > 0
+    return float(np.mean(per_class_iou(conf)[present])) if present.any() else float("nan")
 
 
 def miou_drop_points(reference_miou: float, exported_miou: float) -> float:
     """Accuracy lost by the export, in mIoU points (positive = worse)."""
     return 100.0 * (reference_miou - exported_miou)
+
+
+def accuracy_metrics(labels: list[np.ndarray], ref_preds: list[np.ndarray],
+                     got_preds: list[np.ndarray], num_classes: int) -> dict[str, float]:
+    """The accuracy suite's figures of an export's class maps against ground truth and
+    against PyTorch's class maps, accumulated over the whole split."""
+    n = num_classes
+    ref_conf = np.zeros((n, n), np.int64)
+    got_conf = np.zeros((n, n), np.int64)
+    agree_conf = np.zeros((n, n), np.int64)
+    for label, ref, got in zip(labels, ref_preds, got_preds, strict=True):
+        ref_conf += confusion_matrix(ref, label, n)
+        got_conf += confusion_matrix(got, label, n)
+        agree_conf += confusion_matrix(got, ref, n, ignore=-1)
+    ref_miou, got_miou = miou(ref_conf), miou(got_conf)
+    return {
+        "miou": got_miou,
+        "reference_miou": ref_miou,
+        "miou_drop": miou_drop_points(ref_miou, got_miou),
+        "miou_ratio": got_miou / ref_miou if ref_miou > 0 else float("nan"),
+        "agreement_miou": reference_class_miou(agree_conf),
+        "pixel_agreement": float(np.mean([np.mean(r == g)
+                                          for r, g in zip(ref_preds, got_preds, strict=True)])),
+    }

@@ -1,0 +1,74 @@
+"""Committed fixture weights: trained once (fixtures/weights/train_*.py), stored in fp16 and
+checked by sha256 at load, so that every machine judges exports of the same model.
+
+Training at run time made the weights (and so the verdicts) depend on the machine's float
+kernels; a file with a pinned digest does not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "weights"
+
+
+class FixtureWeightsError(RuntimeError):
+    """A committed weights file that is missing or not the pinned one; names the file."""
+
+
+@dataclass(frozen=True)
+class CommittedWeights:
+    """One committed weights file: its name under fixtures/weights, digest and recipe."""
+
+    file: str
+    sha256: str
+    recipe: str
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.file
+
+    @property
+    def label(self) -> str:
+        """What the report says about these weights."""
+        return f"fixture weights fixtures/weights/{self.file} (sha256 {self.sha256[:12]}; " \
+               f"{self.recipe})"
+
+    def __call__(self, module, images=None, labels=None):
+        """Load into `module` (float32), strictly; the images are not needed."""
+        import torch
+
+        state = torch.load(_verified(self.path, self.sha256), map_location="cpu",
+                           weights_only=True)
+        module.load_state_dict({k: v.float() if v.is_floating_point() else v
+                                for k, v in state.items()})
+        return module.eval()
+
+
+@cache
+def _verified(path: Path, sha256: str) -> Path:
+    if not path.is_file():
+        raise FixtureWeightsError(f"{path}: committed fixture weights are missing (re-clone, "
+                                  "or re-train with fixtures/weights/train_semantic.py)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise FixtureWeightsError(
+            f"{path}: sha256 {digest[:12]}, expected {sha256[:12]} (a Git LFS pointer or a "
+            "re-trained file: then update models/fixture_weights.py and the sidecar .json)")
+    return path
+
+
+_SEMANTIC_RECIPE = "trained end to end on synthetic VOC by fixtures/weights/train_semantic.py"
+
+# Pinned here once; tests/test_fixture_weights.py pins them again, so a changed file is a
+# reviewed change.
+COMMITTED: dict[str, CommittedWeights] = {
+    "deeplabv3plus_mnv3_lite": CommittedWeights(
+        "deeplabv3plus_mnv3_lite.fp16.pt", "TBD", _SEMANTIC_RECIPE),
+    "deeplabv3plus_mnv3_conventional": CommittedWeights(
+        "deeplabv3plus_mnv3_conventional.fp16.pt", "TBD", _SEMANTIC_RECIPE),
+    "semivl_small": CommittedWeights("semivl_small.fp16.pt", "TBD", _SEMANTIC_RECIPE),
+}
