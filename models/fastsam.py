@@ -89,9 +89,17 @@ class FastSAMRaw(nn.Module):
         head.dynamic = False
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images (1, 3, S, S) RGB in [0, 1] -> output0 (1, 37, N), proto (1, 32, S/4, S/4)."""
+        """images (1, 3, S, S) RGB in [0, 1] -> output0 (1, 37, N), proto (1, 32, S/4, S/4).
+
+        output0's box rows (x, y, w, h) are divided by the input width/height, as ultralytics'
+        own LiteRT export does: in input pixels (0-512) they share one int8 scale with the
+        scores (0-1), which rounds every score to 0 (seed 003's lost masks). `_postprocess`
+        scales them back.
+        """
         output0, proto = self.model(images)
-        return output0, proto
+        height, width = images.shape[-2:]
+        scale = output0.new_tensor([width, height, width, height]).reshape(1, 4, 1)
+        return torch.cat([output0[:, :4] / scale, output0[:, 4:]], dim=1), proto
 
     def warm(self, size: int) -> FastSAMRaw:
         """Run once at size x size so the head caches its anchors (as ultralytics' exporter)."""
@@ -356,6 +364,8 @@ def _postprocess(raw_outputs: dict[str, np.ndarray], image: np.ndarray, conf: fl
                  imgsz: int | None, retina_masks: bool = True):
     output0, proto = _raw_tensors(raw_outputs)
     size = int(imgsz or proto.shape[-1] * 4)  # proto is 1/4 of the letterboxed input
+    # Box rows come normalised to the (square, letterboxed) input: back to pixels for NMS.
+    output0 = torch.cat([output0[:, :4] * size, output0[:, 4:]], dim=1)
     predictor = _predictor(float(conf), float(iou), size, bool(retina_masks))
     letterboxed = torch.empty((1, 3, size, size))  # only its shape is read
     bgr = np.ascontiguousarray(image[..., ::-1])  # ultralytics keeps original images as BGR
