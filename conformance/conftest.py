@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budgets import load_budgets
+from conformance.budgets import MissingBudget, budget_for, load_budgets
 from conformance.options import active_profile, parse_pairs
 from conformance.profiles import load_profiles
 
@@ -80,3 +80,22 @@ def eager_predictions(references, voc_samples):
         return cache[spec.name]
 
     return predictions
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every collected case resolves a non-empty budget, or the run stops before any test."""
+    table = load_budgets(overrides=config.getoption("--budget"))
+    profile = active_profile(config)
+    missing = []
+    for item in items:
+        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
+        suite = getattr(getattr(item, "module", None), "SUITE", None)
+        if case is None or suite is None:
+            continue
+        try:
+            budget_for(table, suite, case.format, case.profile(profile), case.spec.task)
+        except MissingBudget as err:
+            missing.append(f"{item.nodeid}: {err}")
+    if missing:
+        raise pytest.UsageError(f"{len(missing)} case(s) have nothing to judge them by; "
+                                f"first: {missing[0]}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.budgets import find_known_failure, settle
+from conformance.budgets import budget_for, explain, find_known_failure, settle, violations
 from conformance.matrix import Case, format_cases
 from conformance.results import record_case
 from models.export import ExportError
@@ -19,7 +19,9 @@ def test_edgetpu_compatible(case: Case, references, budgets, profile_name, reque
     ref = references.get(case.spec)
     known = find_known_failure(budgets, SUITE, case.model, case.format, ref.fixture)
     result = record_case(request, suite=SUITE, model=case.model, format=case.format,
-                         profile=profile_name, budgets={"max_unsupported_ops": 0.0})
+                         profile=profile_name,
+                         budgets=budget_for(budgets, SUITE, case.format, profile_name,
+                                            case.spec.task))
     try:
         artifact = references.session(case.spec).export("edgetpu")
     except ExportError as err:
@@ -36,4 +38,8 @@ def test_edgetpu_compatible(case: Case, references, budgets, profile_name, reque
                if report.first_unsupported else 1.0}
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics, info={"weights_sha256": ref.weights_key})
-    settle(known, metrics, None if report.compatible else report.explain())
+    failure = None
+    if violations(metrics, result.budgets) or not report.compatible:
+        failure = explain(f"{case} Edge TPU static check", metrics, result.budgets,
+                          hint=report.explain())
+    settle(known, metrics, failure)
