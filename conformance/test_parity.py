@@ -10,7 +10,7 @@ from conformance.baseline import baseline_regressions
 from conformance.budgets import budget_for, explain, find_known_failure, settle, violations
 from conformance.bundle import write_bundle
 from conformance.matrix import Case, format_cases
-from conformance.metrics.parity import compare_output, worst
+from conformance.metrics.parity import parity_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.results import record_case
 from conformance.runners import load_case_runner
@@ -35,13 +35,8 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
                        converter=artifact.meta.get("converter", ""), **runner.describe())
     if "ptl_path" in artifact.meta:
         result.info["ptl_path"] = artifact.meta["ptl_path"]
-    reports = []
-    for inputs, expected in zip(ref.inputs, ref.outputs, strict=True):
-        got = runner.run(inputs)
-        for name, value in expected.items():
-            reports.append(compare_output(name, value, got[name],
-                                          class_axis=1 if semantic else None))
-    metrics = worst(reports)
+    got = [runner.run(inputs) for inputs in ref.inputs]
+    metrics, reports = parity_figures(ref.outputs, got, class_axis=1 if semantic else None)
     if semantic:
         maps = [out[case.spec.output_names[0]].argmax(1) for out in ref.outputs]
         metrics.update(reference_figures(maps))

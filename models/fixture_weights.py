@@ -67,7 +67,8 @@ _SEMANTIC_RECIPE = "trained end to end on synthetic VOC by fixtures/weights/trai
 # reviewed change.
 COMMITTED: dict[str, CommittedWeights] = {
     "deeplabv3plus_mnv3_lite": CommittedWeights(
-        "deeplabv3plus_mnv3_lite.fp16.pt", "TBD", _SEMANTIC_RECIPE),
+        "deeplabv3plus_mnv3_lite.fp16.pt",
+        "d7baa704169178568679737a2bbbc8b61add82fda6e3049f8133dc102f216e42", _SEMANTIC_RECIPE),
     "deeplabv3plus_mnv3_conventional": CommittedWeights(
         "deeplabv3plus_mnv3_conventional.fp16.pt", "TBD", _SEMANTIC_RECIPE),
     "semivl_small": CommittedWeights("semivl_small.fp16.pt", "TBD", _SEMANTIC_RECIPE),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conformance.budgets import MissingBudget, budget_for, load_budgets, violations
-from conformance.metrics.parity import compare_output, worst
+from conformance.metrics.parity import parity_figures
 from conformance.metrics.segmentation import accuracy_metrics
 from fixtures.voc import synthetic_samples
 from models.registry import ALL_FORMATS
@@ -64,9 +64,8 @@ REFERENCES = {"synthetic VOC": None, "92% background": 0.92}
 @pytest.mark.parametrize("fmt", _semantic_formats("parity"))
 def test_parity_budgets_refuse_a_degenerate_export(fmt: str, export: str, reference: str) -> None:
     maps = _class_maps(REFERENCES[reference])
-    reports = [compare_output("logits", _logits(m), _logits(EXPORTS[export](m)), class_axis=1)
-               for m in maps]
-    metrics = worst(reports)
+    metrics, _ = parity_figures([{"logits": _logits(m)} for m in maps],
+                                [{"logits": _logits(EXPORTS[export](m))} for m in maps], 1)
     budget = budget_for(BUDGETS, "parity", fmt, "cpu", "semantic")
     assert violations(metrics, budget), f"{fmt}: a {export} export passes parity: {metrics}"
 
@@ -88,9 +87,8 @@ def test_the_quantised_budgets_would_pass_a_constant_without_agreement_miou() ->
     """Why agreement mIoU is budgeted: on a background-heavy reference, pixel agreement alone
     passes an all-background export."""
     maps = _class_maps(0.92)
-    reports = [compare_output("logits", _logits(m), _logits(_constant(m)), class_axis=1)
-               for m in maps]
-    metrics = worst(reports)
+    metrics, _ = parity_figures([{"logits": _logits(m)} for m in maps],
+                                [{"logits": _logits(_constant(m))} for m in maps], 1)
     budget = budget_for(BUDGETS, "parity", "tflite_int8", "cpu", "semantic")
     without = {k: v for k, v in budget.items() if not k.endswith("agreement_miou")}
     assert not violations(metrics, without)

@@ -79,7 +79,7 @@ def argmax_agreement(ref: np.ndarray, got: np.ndarray, axis: int = 1) -> float:
 
 
 def class_decision_metrics(ref: np.ndarray, got: np.ndarray, axis: int = 1) -> dict[str, float]:
-    """Decision figures of a class-logit output: agreement, agreement mIoU, tie share."""
+    """Decision figures of one class-logit output: agreement, agreement mIoU, tie share."""
     ties = tie_mask(ref, axis)
     ref_map, got_map = np.argmax(ref, axis=axis), np.argmax(got, axis=axis)
     return {
@@ -123,3 +123,21 @@ def worst(reports: list[ParityReport]) -> dict[str, float]:
             else:
                 merged[key] = min(merged[key], value)
     return merged
+
+
+def parity_figures(expected: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]],
+                   class_axis: int | None = None) -> tuple[dict[str, float], list[ParityReport]]:
+    """Figures of every output over every image: the worst image for each figure, except
+    agreement mIoU, which pools all images' class maps into one confusion matrix (as VOC pools
+    a split), so that a class PyTorch predicts on a few boundary pixels of one image does not
+    weigh as much as a whole object."""
+    reports = [compare_output(name, value, out[name], class_axis)
+               for ref, out in zip(expected, got, strict=True) for name, value in ref.items()]
+    metrics = worst(reports)
+    if class_axis is not None:
+        for name in expected[0]:
+            ref_maps = np.concatenate([np.argmax(r[name], class_axis).ravel() for r in expected])
+            got_maps = np.concatenate([np.argmax(g[name], class_axis).ravel() for g in got])
+            pooled = agreement_miou(ref_maps, got_maps, expected[0][name].shape[class_axis])
+            metrics["agreement_miou"] = min(metrics.get("agreement_miou", 1.0), pooled)
+    return metrics, reports
