@@ -70,6 +70,7 @@ COMMITTED: dict[str, CommittedWeights] = {
         "deeplabv3plus_mnv3_lite.fp16.pt",
         "d7baa704169178568679737a2bbbc8b61add82fda6e3049f8133dc102f216e42", _SEMANTIC_RECIPE),
     "deeplabv3plus_mnv3_conventional": CommittedWeights(
-        "deeplabv3plus_mnv3_conventional.fp16.pt", "TBD", _SEMANTIC_RECIPE),
+        "deeplabv3plus_mnv3_conventional.fp16.pt",
+        "e8be237de3888a508ccc0796dd33a145f9f106d9a202a004e8c157adabbd29f3", _SEMANTIC_RECIPE),
     "semivl_small": CommittedWeights("semivl_small.fp16.pt", "TBD", _SEMANTIC_RECIPE),
 }

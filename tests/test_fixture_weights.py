@@ -19,7 +19,9 @@ PINNED = {
     "deeplabv3plus_mnv3_lite": (
         "d7baa704169178568679737a2bbbc8b61add82fda6e3049f8133dc102f216e42",
         "6ba2b48cd093744318dce4c2e6722bc44aeb7e8f9e0199f7ae4055721b25f0e4"),
-    "deeplabv3plus_mnv3_conventional": ("TBD", "TBD"),
+    "deeplabv3plus_mnv3_conventional": (
+        "e8be237de3888a508ccc0796dd33a145f9f106d9a202a004e8c157adabbd29f3",
+        "9f84019544b1072daef8bd6719a3253e112597b3580b925c325deab006015369"),
     "semivl_small": ("TBD", "TBD"),
 }
 FASTSAM_PINNED = "ffc71387ed4168f72e194dfa3ddc4fea761fc23f4546bd31e60d5ad67f352c79"
