@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conformance.metrics.parity import (
     argmax_agreement,
     class_decision_metrics,
+    parity_figures,
     tie_mask,
 )
 from conformance.metrics.segmentation import agreement_miou
@@ -62,3 +64,22 @@ def test_agreement_miou_averages_over_the_classes_pytorch_predicts() -> None:
     # Pixel agreement would be 0.8; class 1 is lost entirely.
     assert agreement_miou(ref_map, constant, 2) == (0.8 + 0.0) / 2
     assert agreement_miou(ref_map, ref_map, 2) == 1.0
+
+
+def test_parity_agreement_miou_pools_the_images() -> None:
+    """A class PyTorch predicts as a whole object on one image and on two boundary pixels of
+    another weighs as that class over the set, not as a lost class of the second image."""
+    first = np.zeros((8, 8), int)
+    first[:, 4:] = 2  # class 2 as an object (32 pixels), kept by the export
+    second = np.zeros((8, 8), int)
+    second[:, 4:] = 1
+    sliver = second.copy()
+    sliver[0, :2] = 2  # two pixels of class 2, flipped to class 0 by the export
+    one_hot = np.eye(3)
+    expected = [{"logits": one_hot[m].transpose(2, 0, 1)[None]} for m in (first, sliver)]
+    got = [{"logits": one_hot[m].transpose(2, 0, 1)[None]} for m in (first, second)]
+    metrics, _ = parity_figures(expected, got, class_axis=1)
+    pooled = (62 / 64 + 1.0 + 32 / 34) / 3  # classes 0, 1, 2 over both images
+    assert metrics["agreement_miou"] == pytest.approx(pooled)
+    per_image_worst = (30 / 32 + 1.0 + 0.0) / 3
+    assert per_image_worst < 0.7 < pooled

@@ -135,9 +135,10 @@ def parity_figures(expected: list[dict[str, np.ndarray]], got: list[dict[str, np
                for ref, out in zip(expected, got, strict=True) for name, value in ref.items()]
     metrics = worst(reports)
     if class_axis is not None:
+        pooled = []
         for name in expected[0]:
             ref_maps = np.concatenate([np.argmax(r[name], class_axis).ravel() for r in expected])
             got_maps = np.concatenate([np.argmax(g[name], class_axis).ravel() for g in got])
-            pooled = agreement_miou(ref_maps, got_maps, expected[0][name].shape[class_axis])
-            metrics["agreement_miou"] = min(metrics.get("agreement_miou", 1.0), pooled)
+            pooled.append(agreement_miou(ref_maps, got_maps, expected[0][name].shape[class_axis]))
+        metrics["agreement_miou"] = min(pooled)  # the worst output, each pooled over images
     return metrics, reports
