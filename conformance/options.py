@@ -19,6 +19,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="override a budget from conformance/budgets.toml (repeatable)")
     group.addoption("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
                     help="use a user's checkpoint for MODEL instead of fixture weights")
+    group.addoption("--trust-checkpoint", action="append", default=[], metavar="PATH",
+                    help="allow unpickling this checkpoint file (pickle can run code; "
+                         "repeatable); other files load weights-only")
     group.addoption("--images", default=None, metavar="DIR",
                     help="evaluate on the images in DIR instead of the fixture images")
     group.addoption("--voc-root", default=None, metavar="PATH",
@@ -81,6 +84,14 @@ def parse_pairs(values: list[str], option: str) -> dict[str, Path]:
             raise pytest.UsageError(f"{option} {value!r}: {path} does not exist")
         pairs[name] = Path(path)
     return pairs
+
+
+def parse_trusted(values: list[str], option: str = "--trust-checkpoint") -> frozenset[Path]:
+    """Resolved paths of the files a user allows to be unpickled; a UsageError if one is absent."""
+    for value in values:
+        if not Path(value).is_file():
+            raise pytest.UsageError(f"{option} {value!r}: no such file")
+    return frozenset(Path(value).resolve() for value in values)
 
 
 def active_profile(config: pytest.Config) -> str:

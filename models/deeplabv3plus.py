@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import mobilenet_v3_large
 
-from models.checkpoint import load_state_dict_file
+from models.checkpoint import Trusted, load_state_dict_file
 from models.fixture_weights import COMMITTED
 from models.registry import InputSpec, ModelSpec, register
 
@@ -92,9 +92,13 @@ def build_deeplabv3plus(num_classes: int, lite: bool, seed: int = 0) -> DeepLabV
     return DeepLabV3Plus(num_classes=num_classes, lite=lite).eval()
 
 
-def load_deeplabv3plus_checkpoint(model: nn.Module, path: Path) -> nn.Module:
-    """Load a state_dict (optionally under 'state_dict' or 'model', 'module.' prefixes)."""
-    return load_state_dict_file(model, Path(path))
+def load_deeplabv3plus_checkpoint(model: nn.Module, path: Path,
+                                  trusted: Trusted = frozenset()) -> nn.Module:
+    """Load a state_dict (optionally under 'state_dict' or 'model', 'module.' prefixes).
+
+    Files that need pickle load only when in `trusted` (--trust-checkpoint).
+    """
+    return load_state_dict_file(model, Path(path), trusted)
 
 
 def preprocess_imagenet(images: np.ndarray) -> dict[str, np.ndarray]:

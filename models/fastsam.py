@@ -25,7 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.checkpoint import CheckpointError, load_matching_state_dict
+from models.checkpoint import (
+    CheckpointError,
+    Trusted,
+    load_matching_state_dict,
+    load_torch_file,
+    mark_source,
+)
 from models.offline import configure_offline
 from models.registry import InputSpec, ModelSpec, register
 
@@ -160,52 +166,49 @@ def save_fastsam_checkpoint(module: nn.Module, path: Path, half: bool = False) -
     return path
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    # Plain state dicts (our fixture file) load with weights_only; ultralytics' pickled-module
-    # checkpoints (official FastSAM-s.pt, save_fastsam_checkpoint) go through ultralytics'
-    # own loader, which knows the module renames of older releases.
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # not a plain tensor dict: an ultralytics checkpoint or junk
-        data = None
-    if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
-        return dict(data)
+def _ultralytics_unpickle(path: Path) -> object:
+    # ultralytics' own loader knows the module renames of older releases. Called only for
+    # trusted files: it unpickles.
+    if path.suffix != ".pt":
+        raise CheckpointError(f"{path}: ultralytics checkpoints must end in .pt")
     ensure_offline()
     from ultralytics.nn.tasks import torch_safe_load
 
-    if path.suffix != ".pt":
-        raise CheckpointError(f"{path}: ultralytics checkpoints must end in .pt")
-    try:
-        # An absolute path: given a bare official name ("FastSAM-s.pt") ultralytics would
-        # delete a damaged file and download it again.
-        ckpt, _ = torch_safe_load(str(path.resolve()), safe_only=False)
-    except Exception as err:  # torch/ultralytics raise many types for damaged files
-        raise CheckpointError(
-            f"{path}: not a readable FastSAM checkpoint ({type(err).__name__}: {err})"
-        ) from err
+    # An absolute path: given a bare official name ("FastSAM-s.pt") ultralytics would delete a
+    # damaged file and download it again.
+    ckpt, _ = torch_safe_load(str(path.resolve()), safe_only=False)
+    return ckpt
+
+
+def _read_state_dict(path: Path, trusted: Trusted) -> tuple[dict[str, torch.Tensor], bool]:
+    # Plain state dicts (our fixture file) load weights-only; ultralytics' checkpoints pickle
+    # whole modules (official FastSAM-s.pt, save_fastsam_checkpoint) and load only if trusted.
+    data, unpickled = load_torch_file(path, trusted, unpickle=_ultralytics_unpickle,
+                                      kind="FastSAM checkpoint")
+    if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
+        return dict(data), unpickled
     candidate = None
-    if isinstance(ckpt, dict):
-        candidate = ckpt.get("ema") if ckpt.get("ema") is not None else ckpt.get("model")
+    if isinstance(data, dict):
+        candidate = data.get("ema") if data.get("ema") is not None else data.get("model")
     if isinstance(candidate, nn.Module):
         return {k: v.float() if v.is_floating_point() else v
-                for k, v in candidate.state_dict().items()}
+                for k, v in candidate.state_dict().items()}, unpickled
     if isinstance(candidate, dict):
-        return {k: v for k, v in candidate.items() if isinstance(v, torch.Tensor)}
-    found = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        return {k: v for k, v in candidate.items() if isinstance(v, torch.Tensor)}, unpickled
+    found = sorted(data)[:8] if isinstance(data, dict) else type(data).__name__
     raise CheckpointError(f"{path}: no model in the checkpoint (found {found})")
 
 
 def load_fastsam_checkpoint(path: Path, module: FastSAMRaw | None = None,
-                            size: int = EDGE_SIZE) -> FastSAMRaw:
+                            size: int = EDGE_SIZE, trusted: Trusted = frozenset()) -> FastSAMRaw:
     """Load a user's FastSAM-s.pt (or our state dict) into FastSAM-s; ValueError names the file.
 
     Into `module` when given (in place), else into a fresh raw module for size x size input.
-    ultralytics checkpoints are pickles: load only files you trust, as with ultralytics itself.
+    ultralytics checkpoints are pickles: they load only when `path` is in `trusted`
+    (--trust-checkpoint); plain state dicts load without.
     """
     path = Path(path)
-    state = _read_state_dict(path)
+    state, unpickled = _read_state_dict(path, trusted)
     if module is None:
         module = build_fastsam_s(size)
     target = module.model
@@ -218,13 +221,13 @@ def load_fastsam_checkpoint(path: Path, module: FastSAMRaw | None = None,
         fused = bool(state) and not any(k.endswith(".bn.weight") for k in state)
         hint = " (it looks fused, Conv+BN folded: save the unfused model)" if fused else ""
         raise CheckpointError(f"{err}; FastSAM-s is {MODEL_YAML} with nc=1{hint}") from err
-    return module.eval()
+    return mark_source(module.eval(), path, unpickled)
 
 
-def _spec_checkpoint_loader(size: int) -> Callable[[nn.Module, Path], nn.Module]:
-    def load(module: nn.Module, path: Path) -> nn.Module:
+def _spec_checkpoint_loader(size: int) -> Callable[..., nn.Module]:
+    def load(module: nn.Module, path: Path, trusted: Trusted = frozenset()) -> nn.Module:
         raw = module if isinstance(module, FastSAMRaw) else None
-        return load_fastsam_checkpoint(path, raw, size=size)
+        return load_fastsam_checkpoint(path, raw, size=size, trusted=trusted)
 
     return load
 

@@ -22,7 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.checkpoint import load_matching_state_dict, read_checkpoint, unwrap_state_dict
+from models.checkpoint import (
+    Trusted,
+    load_matching_state_dict,
+    mark_source,
+    read_checkpoint,
+    read_checkpoint_file,
+    unwrap_state_dict,
+)
 from models.fixture_weights import COMMITTED
 from models.registry import InputSpec, ModelSpec, Tier, register
 
@@ -546,16 +553,19 @@ def _fit_pos_embed(state: dict[str, Tensor], key: str, backbone: MaskClipViT) ->
         state[key] = resize_pos_embed(pos.float(), (grid, grid))
 
 
-def load_semivl_checkpoint(model: SemiVL, path: str | Path) -> SemiVL:
+def load_semivl_checkpoint(model: SemiVL, path: str | Path,
+                           trusted: Trusted = frozenset()) -> SemiVL:
     """Load an official SemiVL checkpoint ({'model': {'module.backbone...'}}) or our state_dict.
 
     `clip_encoder.*` (the frozen training-time teacher) is dropped; everything else must match.
+    Files that need pickle load only when in `trusted` (--trust-checkpoint).
     """
-    state = unwrap_state_dict(read_checkpoint(Path(path)))
+    raw, unpickled = read_checkpoint_file(Path(path), trusted)
+    state = unwrap_state_dict(raw)
     state = {k: v for k, v in state.items() if not k.startswith("clip_encoder.")}
     _fit_pos_embed(state, "backbone.pos_embed", model.backbone)
     load_matching_state_dict(model, state, str(path))
-    return model
+    return mark_source(model, path, unpickled)
 
 
 _CLIP_TOP = {

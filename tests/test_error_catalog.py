@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -193,6 +194,9 @@ CHECKPOINTS = {
                      ("unexpected", "with other shapes", "(256, 960, 1, 1)")),
     "truncated": (lambda state: state, True, ("not a readable PyTorch checkpoint",)),
     "list": (lambda state: [1, 2, 3], False, ("expected a state_dict, found list",)),
+    # Training scripts often save their argparse options beside the weights: that needs pickle.
+    "pickled": (lambda state: {"state_dict": state, "args": argparse.Namespace(lr=0.01)}, False,
+                ("needs pickle to load", "argparse.Namespace", "--trust-checkpoint")),
 }
 
 

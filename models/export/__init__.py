@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import traceback
@@ -12,7 +13,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.export.cache import arrays_digest, cache_root, content_key, library_versions
+from models.export.cache import (
+    arrays_digest,
+    cache_root,
+    content_key,
+    library_versions,
+    source_digest,
+    tool_version,
+)
 
 if TYPE_CHECKING:  # the request module imports torch; bundles on devices must not
     from models.export.request import ExportRequest
@@ -29,6 +37,12 @@ class ExportFormat:
     upstream: str | None = None
     uses_calibration: bool = False
     lossless: bool = True
+    tools: tuple[str, ...] = ()  # executables that run when present (their versions: the key)
+
+    @property
+    def converter_module(self) -> str:
+        """The module that holds the converter function."""
+        return self.converter.split(":")[0]
 
     def load_converter(self) -> Callable[[ExportRequest], dict]:
         """Import the converter function."""
@@ -50,8 +64,28 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                  ("ai-edge-quantizer",), upstream="tflite_fp32", uses_calibration=True,
                  lossless=False),
     ExportFormat("edgetpu", ".tflite", "models.export.edgetpu:export_edgetpu",
-                 ("ai-edge-litert",), upstream="tflite_int8", lossless=False),
+                 ("ai-edge-litert",), upstream="tflite_int8", lossless=False,
+                 tools=("edgetpu_compiler",)),
 )}
+
+# The libraries whose code builds each family's architecture: an upgrade can change the graph
+# without changing a weight, so their versions are part of every artifact key of the family.
+ARCHITECTURE_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "deeplabv3plus": ("torchvision",),
+    "semivl": ("open_clip_torch",),
+    "fastsam": ("ultralytics",),
+}
+# A family not listed above is keyed on all of them: a spurious re-export, never a stale hit.
+ALL_ARCHITECTURE_LIBRARIES = tuple(sorted({n for v in ARCHITECTURE_LIBRARIES.values() for n in v}))
+
+
+def family_module(spec) -> str:
+    """The module (or package directly under the top level) where `spec.build` is defined."""
+    build = spec.build
+    while isinstance(build, functools.partial):
+        build = build.func
+    # models.semivl.vit -> models.semivl: a family split into a package is hashed whole.
+    return ".".join(build.__module__.split(".")[:2])
 
 
 class ExportError(RuntimeError):
@@ -86,8 +120,20 @@ class ExportSession:
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     converter_calls: list[str] = field(default_factory=list)
 
+    def recipe(self, fmt: ExportFormat) -> dict:
+        """The code that makes the artifact: converter and family sources, libraries, tools."""
+        libraries = ARCHITECTURE_LIBRARIES.get(self.spec.family, ALL_ARCHITECTURE_LIBRARIES)
+        recipe = {
+            "converter_source": source_digest(fmt.converter_module),
+            "family_source": source_digest(family_module(self.spec)),
+            "architecture_versions": library_versions(libraries),
+        }
+        if fmt.tools:  # e.g. whether edgetpu_compiler ran, and which one
+            recipe["tools"] = {tool: tool_version(tool) for tool in fmt.tools}
+        return recipe
+
     def key(self, fmt: ExportFormat) -> str:
-        """Content hash of everything the artifact depends on."""
+        """Content hash of everything the artifact depends on, code included."""
         parts = {
             "model": self.spec.name,
             "weights": self.weights_key,
@@ -96,6 +142,7 @@ class ExportSession:
             "format": fmt.name,
             "converter": fmt.converter,
             "versions": library_versions(fmt.libraries),
+            "recipe": self.recipe(fmt),
         }
         if fmt.uses_calibration:
             parts["calibration"] = arrays_digest(
@@ -149,6 +196,7 @@ class ExportSession:
             raise ExportError(f"{self.spec.name} -> {fmt.name}: {message}") from err
         request.out_path.replace(path)
         meta = {**meta, "export_seconds": round(time.perf_counter() - start, 2),
-                "versions": library_versions(fmt.libraries), "key": path.stem}
+                "versions": library_versions(fmt.libraries), "recipe": self.recipe(fmt),
+                "key": path.stem}
         meta_path.write_text(json.dumps(meta, indent=1, default=str))
         return Artifact(self.spec.name, fmt.name, path, meta, cache_hit=False)

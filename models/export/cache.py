@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import json
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -65,3 +70,49 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _module_files(name: str) -> tuple[Path | None, list[Path]]:
+    module = sys.modules.get(name)
+    if module is not None:
+        origin, locations = getattr(module, "__file__", None), getattr(module, "__path__", None)
+    else:  # found, not imported: a converter whose library is missing must not fail here
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec else None
+        locations = spec.submodule_search_locations if spec else None
+    if locations:  # a package: every source file under it
+        root = Path(next(iter(locations)))
+        return root, sorted({p for folder in locations for p in Path(folder).rglob("*.py")})
+    if origin and Path(origin).suffix == ".py":
+        return Path(origin).parent, [Path(origin)]
+    return None, []
+
+
+def source_digest(module_name: str) -> str:
+    """sha256 of a module's source (all .py files of a package); 'no source' if it has none."""
+    root, files = _module_files(module_name)
+    if not files:
+        return "no source"
+    digest = hashlib.sha256()
+    for path in files:
+        name = path.relative_to(root) if root and path.is_relative_to(root) else path.name
+        digest.update(f"{name};".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def tool_version(name: str) -> str:
+    """An executable's `--version` line, 'absent' when it is not on PATH."""
+    found = shutil.which(name)
+    return _version_of(str(Path(found).resolve())) if found else "absent"
+
+
+@functools.cache
+def _version_of(executable: str) -> str:
+    try:
+        run = subprocess.run([executable, "--version"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"present ({executable}); --version failed: {type(err).__name__}"
+    lines = (run.stdout + run.stderr).strip().splitlines()
+    return lines[0].strip() if lines else f"present ({executable}); no version printed"
