@@ -16,6 +16,7 @@ import torch
 
 from fixtures.images import calibration_images, folder_photos, to_nchw01
 from fixtures.voc import synthetic_samples
+from models.checkpoint import Trusted, checkpoint_label
 from models.export import ExportSession
 from models.export.cache import arrays_digest, cache_root, weights_digest
 from models.fixture_weights import CommittedWeights
@@ -72,10 +73,11 @@ def _semantic_set(size: tuple[int, int], count: int, seed: int):
 class ReferenceStore:
     """Builds references and export sessions on demand, once per model per session."""
 
-    def __init__(self, checkpoints: dict[str, Path] | None = None,
+    def __init__(self, checkpoints: dict[str, Path] | None = None, trusted: Trusted = (),
                  images_dir: Path | None = None, count: int = 4, threads: int = 2,
                  cache_dir: Path | None = None) -> None:
         self.checkpoints = checkpoints or {}
+        self.trusted = trusted  # --trust-checkpoint: the only files that may be unpickled
         self.images_dir = images_dir
         self.count = count
         self.threads = threads
@@ -129,8 +131,8 @@ class ReferenceStore:
         if checkpoint is not None:
             if spec.load_checkpoint is None:
                 raise ValueError(f"--checkpoint {spec.name}: this model cannot load checkpoints")
-            model = spec.load_checkpoint(model, Path(checkpoint)).eval()
-            weights = f"user checkpoint {checkpoint}"
+            model = spec.load_checkpoint(model, Path(checkpoint), trusted=self.trusted).eval()
+            weights = checkpoint_label(checkpoint, model)
         else:
             model, weights = self._fixture_weights(spec, model)
         if spec.expected_params is not None and checkpoint is None:
