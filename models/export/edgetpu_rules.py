@@ -267,8 +267,9 @@ RULES: tuple[Rule, ...] = (
          f"{FULLY_8_BIT} [int32 belongs to biases and shape operands, which are constants; "
          "an op that produces int32/int16 is not 8-bit]", _int8_activations),
     Rule("quantize_at_boundary", frozenset({"QUANTIZE", "DEQUANTIZE"}),
-         f"{FULLY_8_BIT} [QUANTIZE/DEQUANTIZE only where the model takes its input or gives "
-         "its output; one inside the graph brackets a float or re-scaled segment]",
+         f"{FULLY_8_BIT} [suite policy, stricter than the table's Quantize row, which "
+         "states no limitation: QUANTIZE/DEQUANTIZE only where the model takes its input or "
+         "gives its output; one inside the graph brackets a float or re-scaled segment]",
          _quantize_at_boundary),
     Rule("static_shapes", None,
          "[paraphrase] Tensor sizes are constant at compile time (no dynamic sizes).",
