@@ -1,8 +1,10 @@
-"""Edge TPU: compile with edgetpu_compiler when present, else check compatibility here.
+"""Edge TPU: compile with edgetpu_compiler when present; always a static check here.
 
-The compatibility check reads the int8 .tflite with the LiteRT interpreter and applies
-Coral's documented requirements: full 8-bit quantisation, static shapes, at most three
-dimensions larger than one, and only operations the Edge TPU maps.
+The static check against Coral's documented op table reads the int8 .tflite and applies
+each rule of `models.export.edgetpu_rules.RULES` (op table, per-op constraints, full 8-bit
+quantisation, static shapes, tensor rank) to every op, and measures the constant parameter
+bytes against the Edge TPU's 8 MiB on-chip memory. It is not the compiler: where Coral's
+text names no threshold, the compiler may still refuse an op this check passes.
 """
 
 from __future__ import annotations
@@ -12,34 +14,51 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.export.edgetpu_graph import Op, read_graph
+from models.export.edgetpu_rules import RULES, Rule
 from models.export.request import ExportRequest
 
-# TFLite builtin names of the operations in Coral's "Supported operations" table
-# (coral.ai/docs/edgetpu/models-intro). QUANTIZE/DEQUANTIZE only at the model boundary.
-EDGETPU_OPS = frozenset({
-    "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE",
-    "EXPAND_DIMS", "FULLY_CONNECTED", "L2_NORMALIZATION", "LOGISTIC", "MAXIMUM", "MAX_POOL_2D",
-    "MEAN", "MINIMUM", "MUL", "PACK", "PAD", "PRELU", "QUANTIZE", "REDUCE_MAX", "REDUCE_MIN",
-    "RELU", "RELU6", "RELU_N1_TO_1", "RESHAPE", "RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR",
-    "RSQRT", "SLICE", "SOFTMAX", "SPACE_TO_DEPTH", "SPLIT", "SQUARED_DIFFERENCE", "SQUEEZE",
-    "STRIDED_SLICE", "SUB", "SUM", "TANH", "TRANSPOSE", "TRANSPOSE_CONV",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM",
-})
-INTEGER_DTYPES = frozenset({"int8", "uint8", "int32"})  # int32: biases and shape operands
+# "The Edge TPU includes a small amount of RAM that's used to store the model's parameter
+# data locally" (https://coral.ai/docs/edgetpu/multiple-edgetpu); "fits in the Edge TPU
+# cache (~8 MB)" (https://coral.ai/docs/edgetpu/pipeline). Parameters beyond it are not a
+# failure: the compiler streams them from host memory on every inference (slower).
+EDGETPU_SRAM_BYTES = 8 * 1024 * 1024
+STATIC_CHECK = "static check against Coral's documented op table"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One op breaking one rule, with what breaks it."""
+
+    rule: Rule
+    op: Op
+    detail: str
+
+    def describe(self) -> str:
+        """`op 12 MEAN -> name int8[1, 16, 16] (input ... reduced along z ...)`."""
+        return f"{self.op.describe()} ({self.detail})"
+
+
+def check_ops(ops: list[Op], rules: tuple[Rule, ...] = RULES) -> list[Violation]:
+    """Every (op, rule) pair where the op breaks the rule, in op order."""
+    found = []
+    for op in ops:
+        for rule in rules:
+            if rule.applies_to(op):
+                detail = rule.check(op)
+                if detail is not None:
+                    found.append(Violation(rule, op, detail))
+    return found
 
 
 @dataclass
 class EdgeTPUCompatibility:
-    """What stands between an int8 .tflite and the Edge TPU, op by op."""
+    """Result of the static check against Coral's documented op table for one .tflite."""
 
     path: str
     op_counts: dict[str, int] = field(default_factory=dict)
-    unsupported_ops: dict[str, int] = field(default_factory=dict)
-    first_unsupported: str | None = None
-    ops_before_first_unsupported: int = 0
-    float_tensors: list[str] = field(default_factory=list)
-    dynamic_tensors: list[str] = field(default_factory=list)
-    high_rank_tensors: list[str] = field(default_factory=list)
+    violations: list[Violation] = field(default_factory=list)
+    parameter_bytes: int = 0
 
     @property
     def total_ops(self) -> int:
@@ -47,70 +66,75 @@ class EdgeTPUCompatibility:
 
     @property
     def compatible(self) -> bool:
-        return not (self.unsupported_ops or self.float_tensors or self.dynamic_tensors
-                    or self.high_rank_tensors)
+        return not self.violations
+
+    @property
+    def rules_violated(self) -> list[str]:
+        """Names of the violated rules, in the rule table's order."""
+        names = {v.rule.name for v in self.violations}
+        return [rule.name for rule in RULES if rule.name in names]
+
+    @property
+    def unsupported_ops(self) -> dict[str, int]:
+        """Ops not in Coral's table, with their counts."""
+        counts: dict[str, int] = {}
+        for v in self.violations:
+            if v.rule.name == "supported_op":
+                counts[v.op.name] = counts.get(v.op.name, 0) + 1
+        return counts
+
+    @property
+    def ops_before_first_violation(self) -> int:
+        """Ops ahead of the first violating one (all ops when none violates)."""
+        return min((v.op.index for v in self.violations), default=self.total_ops)
+
+    @property
+    def tpu_op_fraction(self) -> float:
+        """Share of ops ahead of the first violation: the compiler partitions only once."""
+        return self.ops_before_first_violation / self.total_ops if self.total_ops else 1.0
+
+    @property
+    def parameter_fraction_of_sram(self) -> float:
+        """Constant parameter bytes over the Edge TPU's 8 MiB on-chip memory."""
+        return self.parameter_bytes / EDGETPU_SRAM_BYTES
 
     def explain(self) -> str:
-        """One paragraph naming each violated requirement with examples."""
+        """A few lines: each violated rule with its first op, shapes and Coral's text."""
         if self.compatible:
-            return f"{self.path}: Edge TPU compatible ({self.total_ops} ops, all supported)"
-        lines = [f"{self.path}: not Edge TPU compatible"]
-        if self.unsupported_ops:
-            ops = ", ".join(f"{k}x{v}" for k, v in sorted(self.unsupported_ops.items()))
-            lines.append(
-                f"unsupported ops: {ops}; the first is {self.first_unsupported} after "
-                f"{self.ops_before_first_unsupported}/{self.total_ops} ops, so the compiler "
-                f"would run it and everything after it on the CPU"
-            )
-        for label, items in (("float tensors (not full-integer)", self.float_tensors),
-                             ("dynamic-shape tensors", self.dynamic_tensors),
-                             ("tensors with >3 dims larger than 1", self.high_rank_tensors)):
-            if items:
-                lines.append(f"{len(items)} {label}, e.g. {'; '.join(items[:3])}")
+            lines = [f"{self.path}: passes the {STATIC_CHECK} ({self.total_ops} ops, "
+                     f"{len(RULES)} rules)"]
+        else:
+            count = len(self.rules_violated)
+            lines = [f"{self.path}: {count} rule{'s' if count > 1 else ''} violated in the "
+                     f"{STATIC_CHECK}; the first violation is op "
+                     f"{self.ops_before_first_violation} of {self.total_ops}"]
+        for name in self.rules_violated:
+            hits = [v for v in self.violations if v.rule.name == name]
+            more = f" and {len(hits) - 1} more ops" if len(hits) > 1 else ""
+            lines.append(f"{name}: {hits[0].describe()}{more}; "
+                         f"Coral: \"{hits[0].rule.documented}\"")
+        size = f"{self.parameter_bytes:,} bytes ({self.parameter_bytes / 2**20:.2f} MiB)"
+        share = f"{self.parameter_fraction_of_sram:.1%} of the Edge TPU's 8 MiB on-chip memory"
+        if self.parameter_bytes > EDGETPU_SRAM_BYTES:
+            lines.append(f"warning: constant parameters {size}, {share}: not a failure, but "
+                         "the compiler streams what does not fit from host memory on every "
+                         "inference (slower)")
+        else:
+            lines.append(f"parameters: {size}, {share}")
         return "\n  ".join(lines)
 
 
-def _boundary_tensor_ids(interpreter) -> set[int]:
-    ids = {d["index"] for d in interpreter.get_input_details()}
-    ids |= {d["index"] for d in interpreter.get_output_details()}
-    return ids
-
-
 def check_edgetpu_compatibility(path: Path) -> EdgeTPUCompatibility:
-    """Inspect a .tflite against the Edge TPU's documented requirements."""
+    """Run the static check against Coral's documented op table on a .tflite."""
     from models.runtimes.tflite import make_interpreter
 
-    interpreter = make_interpreter(Path(path), threads=1, builtin_ops_only=True)
-    report = EdgeTPUCompatibility(path=str(path))
-    tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
-    boundary = _boundary_tensor_ids(interpreter)
-    ops = interpreter._get_ops_details()
-    # Constants (weights, biases) are not activations: the rank rule is about activations.
-    activations = {i for op in ops for i in op["outputs"]} | boundary
-    seen: set[int] = set()
-    for position, op in enumerate(ops):
-        name = op["op_name"]
-        report.op_counts[name] = report.op_counts.get(name, 0) + 1
-        if name not in EDGETPU_OPS:
-            report.unsupported_ops[name] = report.unsupported_ops.get(name, 0) + 1
-            if report.first_unsupported is None:
-                report.first_unsupported = name
-                report.ops_before_first_unsupported = position
-        is_boundary_op = name in ("QUANTIZE", "DEQUANTIZE")
-        for index in [*op["inputs"], *op["outputs"]]:
-            if index < 0 or index in seen or index not in tensors:
-                continue
-            seen.add(index)
-            detail = tensors[index]
-            label = f"{detail['name']} {detail['dtype'].__name__}{list(detail['shape'])}"
-            if detail["dtype"].__name__ not in INTEGER_DTYPES and not (
-                is_boundary_op or index in boundary
-            ):
-                report.float_tensors.append(label)
-            if any(int(s) < 0 for s in detail.get("shape_signature", detail["shape"])):
-                report.dynamic_tensors.append(label)
-            if index in activations and sum(int(s) > 1 for s in detail["shape"][:-3]) > 0:
-                report.high_rank_tensors.append(label)
+    # Loading first gives a corrupt file the same one-line ArtifactError as every runner.
+    make_interpreter(Path(path), threads=1, builtin_ops_only=True)
+    graph = read_graph(Path(path))
+    report = EdgeTPUCompatibility(path=str(path), violations=check_ops(graph.ops),
+                                  parameter_bytes=graph.parameter_bytes)
+    for op in graph.ops:
+        report.op_counts[op.name] = report.op_counts.get(op.name, 0) + 1
     return report
 
 
@@ -120,12 +144,13 @@ def export_edgetpu(request: ExportRequest) -> dict:
         raise ValueError("Edge TPU export needs the int8 .tflite as upstream")
     compat = check_edgetpu_compatibility(request.upstream)
     meta = {"compatible": compat.compatible, "compatibility": compat.explain(),
-            "op_counts": compat.op_counts}
+            "op_counts": compat.op_counts, "rules_violated": compat.rules_violated,
+            "parameter_bytes": compat.parameter_bytes}
     compiler = shutil.which("edgetpu_compiler")
     if compiler is None:
         shutil.copyfile(request.upstream, request.out_path)
         meta.update(compiled=False, converter="none: edgetpu_compiler not on PATH "
-                    "(int8 model copied; compatibility checked here)")
+                    f"(int8 model copied; {STATIC_CHECK} run here)")
         return meta
     out_dir = request.out_path.parent / (request.out_path.stem + "_compiler")
     out_dir.mkdir(exist_ok=True)
