@@ -1,48 +1,93 @@
 """The regression gate: compare this run's figures with an earlier run's results.json.
 
-Allowed drops are data ([baseline] in budgets.toml); a drop larger than allowed fails the
-case with both numbers.
+Every declared metric a case emits is compared (conformance/metric_catalog.py), except
+informational ones; how much worse it may get is data: `[baseline]` in budgets.toml, one
+allowance per metric in the metric's unit, else `default`, else 0 (`inf` leaves a metric to
+its budgets). A case the baseline does not have is listed in the terminal summary.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from functools import cache
 from pathlib import Path
 
 import pytest
 
+from conformance.metric_catalog import METRICS
+
+Key = tuple[str, str, str, str]  # suite, model, format, profile
+_MISSING = pytest.StashKey[list[Key]]()
+
 
 @cache
-def _load(path: str) -> dict[tuple[str, str, str, str], dict[str, float]]:
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict) or "results" not in data:
-        raise pytest.UsageError(f"--baseline {path}: not a segconform results.json")
+def load_baseline(path: str) -> dict[Key, dict[str, float]]:
+    """Metrics per (suite, model, format, profile) of a results.json; ValueError if not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError as err:
+        raise ValueError(f"--baseline {path}: file not found") from err
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--baseline {path}: not readable JSON ({err})") from err
+    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+        raise ValueError(f"--baseline {path}: not a segconform results.json (no 'results' list)")
     table = {}
     for row in data["results"]:
         key = (row["suite"], row["model"], row["format"], row["profile"])
-        table[key] = {k: v for k, v in row.get("metrics", {}).items()
-                      if isinstance(v, (int, float))}
+        table[key] = {k: _number(v) for k, v in row.get("metrics", {}).items()
+                      if _number(v) is not None}
     return table
+
+
+def _number(value: object) -> float | None:
+    # results.json writes NaN and infinities as the strings "nan", "inf", "-inf".
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return None
+
+
+def allowed_worsening(allowances: dict, metric: str) -> float:
+    """The [baseline] allowance of `metric`: its own entry, else `default`, else 0."""
+    return float(allowances.get(metric, allowances.get("default", 0.0)))
 
 
 def baseline_regressions(config: pytest.Config, budgets: dict, suite: str, model: str,
                          fmt: str, profile: str, metrics: dict[str, float]) -> list[str]:
-    """Metrics that dropped more than allowed since the --baseline run ([] without one)."""
+    """Metrics that got worse by more than allowed since the --baseline run ([] without one)."""
     path = config.getoption("--baseline")
     if not path:
         return []
-    if not Path(path).is_file():
-        raise pytest.UsageError(f"--baseline {path}: file not found")
-    before = _load(str(path)).get((suite, model, fmt, profile))
+    try:
+        before = load_baseline(str(path)).get((suite, model, fmt, profile))
+    except ValueError as err:  # pytest_configure checks it first; this is a second line
+        raise pytest.UsageError(str(err)) from err
     if before is None:
+        config.stash.setdefault(_MISSING, []).append((suite, model, fmt, profile))
         return []
-    allowed = budgets.get("baseline", {})
+    allowances = budgets.get("baseline", {})
     found = []
-    for metric, max_drop in allowed.items():
-        if metric in before and metric in metrics:
-            drop = before[metric] - metrics[metric]
-            if drop > float(max_drop):
-                found.append(f"{metric} fell from {before[metric]:.6g} to {metrics[metric]:.6g} "
-                             f"(drop {drop:.6g} > allowed {max_drop}) since {path}")
+    for name, now in metrics.items():
+        metric = METRICS.get(name)
+        if metric is None or metric.informational or metric.better is None or name not in before:
+            continue
+        then, allowed = before[name], allowed_worsening(allowances, name)
+        worse = metric.worsening(then, float(now))
+        if worse > allowed:
+            direction = "fell" if metric.better == "higher" else "rose"
+            found.append(f"{name} {direction} from {then:.6g} to {now:.6g} "
+                         f"({_amount(worse)} worse > allowed {allowed:g}) since {path}")
     return found
+
+
+def _amount(value: float) -> str:
+    return "infinitely" if math.isinf(value) else f"{value:.6g}"
+
+
+def missing_cases(config: pytest.Config) -> list[Key]:
+    """Cases this session compared against --baseline that the baseline did not have."""
+    return list(config.stash.get(_MISSING, []))

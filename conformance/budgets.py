@@ -8,6 +8,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from conformance.metric_catalog import METRICS, SUITES, budget_key_problem
+
 BUDGETS_FILE = Path(__file__).with_name("budgets.toml")
 
 
@@ -24,16 +26,45 @@ class Violation:
         return f"{self.metric} = {self.value:.6g} (budget {self.bound} {self.budget:.6g})"
 
 
+def known_formats() -> tuple[str, ...]:
+    """Format names a budget may name: every export format, and PyTorch eager (latency)."""
+    from models.registry import ALL_FORMATS
+
+    return ("torch_eager", *ALL_FORMATS)
+
+
+def budget_path_problem(suite: str, fmt: str, profile: str | None, key: str) -> str | None:
+    """Why [suite.format(.profile)] key is not a valid budget (None when it is)."""
+    from conformance.profiles import load_profiles
+
+    if suite not in SUITES:
+        return f"unknown suite {suite!r}; known: {', '.join(SUITES)}"
+    if fmt not in known_formats():
+        return f"unknown format {fmt!r}; known: {', '.join(known_formats())}"
+    if profile is not None and profile not in load_profiles() and profile not in TASKS:
+        return (f"unknown profile or task {profile!r}; known: "
+                f"{', '.join([*load_profiles(), *TASKS])}")
+    return budget_key_problem(key, suite)
+
+
 def load_budgets(path: Path = BUDGETS_FILE, overrides: list[str] | None = None) -> dict:
-    """The budget table with `suite.format.key=value` overrides applied."""
+    """The budget table with `suite.format[.profile].key=value` overrides applied.
+
+    An override naming an unknown suite, format, profile or metric, or a budget pointing the
+    wrong way (min_ on a lower-is-better metric), raises ValueError with one line.
+    """
     with open(path, "rb") as handle:
         table = tomllib.load(handle)
     for item in overrides or []:
         key, sep, value = item.partition("=")
         parts = key.strip().split(".")
-        if not sep or len(parts) < 2:
-            raise ValueError(f"--budget {item!r}: expected SUITE.FORMAT.KEY=VALUE "
+        if not sep or len(parts) not in (3, 4) or not all(parts):
+            raise ValueError(f"--budget {item!r}: expected SUITE.FORMAT[.PROFILE].KEY=VALUE "
                              "(e.g. parity.tflite_int8.min_argmax_agreement=0.95)")
+        problem = budget_path_problem(parts[0], parts[1], parts[2] if len(parts) == 4 else None,
+                                      parts[-1])
+        if problem:
+            raise ValueError(f"--budget {item!r}: {problem}")
         try:
             number = float(value)
         except ValueError as err:
@@ -41,13 +72,59 @@ def load_budgets(path: Path = BUDGETS_FILE, overrides: list[str] | None = None) 
         node = table
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        if not parts[-1].startswith(("min_", "max_")):
-            raise ValueError(f"--budget {item!r}: budget keys start with min_ or max_")
         node[parts[-1]] = number
     known_failures(table)  # a malformed entry is a usage error before any test runs
     return table
 
 
+def table_problems(table: dict, source: str = "budgets.toml") -> list[str]:
+    """Every name in a budget table that the metric catalog, formats or profiles do not know."""
+    problems = []
+    for suite, section in table.items():
+        if suite == "known_failure":
+            problems += [f"{source} [[known_failure]] {entry.get('model')}: unknown suite "
+                         f"{entry['suite']!r}" for entry in section
+                         if "suite" in entry and entry["suite"] not in SUITES]
+        elif suite == "baseline":
+            problems += [f"{source} [baseline] {name}: {problem}"
+                         for name, problem in baseline_problems(section).items()]
+        elif suite not in SUITES:
+            problems.append(f"{source} [{suite}]: unknown suite; known: {', '.join(SUITES)}")
+        else:
+            for fmt, budgets in section.items():
+                problems += _format_problems(source, suite, fmt, budgets)
+    return problems
+
+
+def _format_problems(source: str, suite: str, fmt: str, budgets: dict) -> list[str]:
+    found = []
+    for key, value in budgets.items():
+        profile = key if isinstance(value, dict) else None
+        for name in value if isinstance(value, dict) else [key]:
+            where = ".".join(filter(None, [suite, fmt, profile, name]))
+            problem = budget_path_problem(suite, fmt, profile, name)
+            if problem:
+                found.append(f"{source} {where}: {problem}")
+    return found
+
+
+def baseline_problems(section: dict) -> dict[str, str]:
+    """Problems of the [baseline] table: allowed drops per declared metric, plus `default`."""
+    problems = {}
+    for name, value in section.items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            problems[name] = f"allowed drop must be a number >= 0 (inf: not gated), got {value!r}"
+        elif name == "default":
+            continue
+        elif name not in METRICS:
+            problems[name] = f"unknown metric; known: {', '.join(sorted(METRICS))}"
+        elif METRICS[name].informational or METRICS[name].better is None:
+            problems[name] = "informational metric: the baseline gate does not compare it"
+    return problems
+
+
+
+TASKS = ("semantic", "prompt_masks")  # the registry's Task values: a budget layer each
 # Figures that need a class axis: a model without one (prompt masks) is not budgeted on them.
 DECISION_METRICS = ("argmax_agreement", "agreement_miou", "pixel_agreement", "tie_exempt_fraction")
 

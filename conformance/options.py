@@ -38,21 +38,100 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also run the slow tier (full-size models)")
     group.addoption("--export-cache", default=None, metavar="DIR",
                     help="artifact cache (default $SEGCONFORM_CACHE or .cache/segconform)")
+    group.addoption("--require-formats", action="store_true", default=False,
+                    help="fail, not skip, a format the active profile lists whose runtime "
+                         "package is not installed")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-html creates its report's folder
 def pytest_configure(config: pytest.Config) -> None:
+    """Refuse bad options with one line before any test runs."""
     cache = config.getoption("--export-cache")
     if cache:
         os.environ["SEGCONFORM_CACHE"] = str(Path(cache).resolve())
+    from conformance.baseline import load_baseline
     from conformance.budgets import load_budgets
 
     try:  # a typo in an override must stop the run before any test, not error each one
         load_budgets(overrides=config.getoption("--budget"))
+        if config.getoption("--baseline"):
+            load_baseline(str(config.getoption("--baseline")))
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
-    reports = Path(config.rootpath) / "reports"
-    if not os.access(reports if reports.exists() else config.rootpath, os.W_OK):
-        raise pytest.UsageError(f"{reports}: reports folder is not writable")
+    parse_pairs(config.getoption("--checkpoint"), "--checkpoint")
+    for option, value, path, folder in _output_paths(config):
+        reason = unwritable(path, folder)
+        if reason:
+            raise pytest.UsageError(f"{option} {value}: cannot write there ({reason})")
+
+
+def _output_paths(config: pytest.Config) -> list[tuple[str, str, Path, bool]]:
+    """(option, value, resolved path, is a folder) of everything the run will write."""
+    here = config.invocation_params.dir
+    found = []
+    for option, dest in (("--junitxml", "xmlpath"), ("--html", "htmlpath"),
+                         ("--report-json", "report_json")):
+        value = config.getoption(dest, None)  # None too when that plugin is not loaded
+        if value:
+            found.append((option, value, here / os.path.expanduser(os.path.expandvars(value)),
+                          False))
+    if not config.getoption("report_json", None):
+        try:  # like --junitxml the option is relative to where pytest runs, the ini to rootdir
+            ini = config.getini("report_json")
+        except ValueError:  # the report plugin is not loaded
+            ini = ""
+        if ini:
+            found.append(("ini report_json", ini, config.rootpath / os.path.expanduser(ini),
+                          False))
+    bundles = config.getoption("--bundle-dir")
+    if bundles:
+        found.append(("--bundle-dir", bundles, here / os.path.expanduser(bundles), True))
+    return found
+
+
+def unwritable(path: Path, folder: bool = False) -> str | None:
+    """Why a file (or a folder) cannot be written at `path`; None when it can."""
+    if path.exists():
+        if path.is_dir() != folder:
+            return f"{path} is a {'file' if folder else 'folder'}"
+        return None if os.access(path, os.W_OK) else f"{path} is not writable"
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"{ancestor} is a file, not a folder"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"{ancestor} is not writable"
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """--require-formats: a missing runtime package of a format the profile lists fails."""
+    try:
+        return (yield)
+    except pytest.skip.Exception as skipped:
+        package = getattr(skipped, "missing_package", None)  # conformance.runners
+        if package and item.config.getoption("--require-formats"):
+            profile = active_profile(item.config)
+            if skipped.format in load_profiles()[profile].formats:
+                raise pytest.fail.Exception(
+                    f"{skipped.msg} (--require-formats: profile {profile} lists "
+                    f"{skipped.format}; missing package {package})", pytrace=False) from None
+        raise
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """List the cases --baseline could not compare: a gate must not pass them silently."""
+    from conformance.baseline import missing_cases
+
+    missing = missing_cases(config)
+    if missing:
+        terminalreporter.write_sep("-", f"--baseline {config.getoption('--baseline')}: "
+                                   f"{len(missing)} case(s) not in the baseline, not compared",
+                                   yellow=True)
+        for suite, model, fmt, profile in missing:
+            terminalreporter.write_line(f"{suite} {model} {fmt} {profile}", yellow=True)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -74,12 +153,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def parse_pairs(values: list[str], option: str) -> dict[str, Path]:
-    """NAME=PATH pairs from a repeatable option; a clear UsageError otherwise."""
+    """MODEL=PATH pairs from a repeatable option; a one-line UsageError otherwise."""
     pairs = {}
     for value in values:
         name, sep, path = value.partition("=")
         if not sep or not name or not path:
-            raise pytest.UsageError(f"{option} {value!r}: expected NAME=PATH")
+            raise pytest.UsageError(f"{option} {value!r}: expected MODEL=PATH")
+        require_known_model(name, option, value)
         if not Path(path).exists():
             raise pytest.UsageError(f"{option} {value!r}: {path} does not exist")
         pairs[name] = Path(path)
@@ -92,6 +172,16 @@ def parse_trusted(values: list[str], option: str = "--trust-checkpoint") -> froz
         if not Path(value).is_file():
             raise pytest.UsageError(f"{option} {value!r}: no such file")
     return frozenset(Path(value).resolve() for value in values)
+
+
+def require_known_model(name: str, option: str, value: str) -> None:
+    """A one-line UsageError naming the option, the value and the registered models."""
+    from models.registry import all_specs
+
+    known = [spec.name for spec in all_specs()]
+    if name not in known:
+        raise pytest.UsageError(f"{option} {value!r}: unknown model {name!r}; "
+                                f"known: {', '.join(known)}")
 
 
 def active_profile(config: pytest.Config) -> str:

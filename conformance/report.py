@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from conformance.metric_catalog import budget_key
 from conformance.report_schema import OUTCOMES, SCHEMA_ID, validate
 from conformance.results import RESULT_KEY, CaseResult
 
@@ -34,19 +35,20 @@ LIBRARIES = ("numpy", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntim
              "ai-edge-litert", "tflite-runtime", "tensorflow", "litert-torch", "ultralytics",
              "open_clip_torch", "pycoral", "pytest", "pytest-html", "pillow", "matplotlib")
 
-# The metric shown in a matrix cell, by suite (a suite name containing the key matches).
+# The metric shown in a matrix cell, by suite; every name is declared in
+# conformance/metric_catalog.py and emitted by that suite (tests/test_metric_catalog.py).
 # A budgeted metric from this list wins, then any budgeted metric, then the list, then the
 # first metric. A test can name its own with info={"key_metric": name}.
 KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "parity": ("argmax_agreement", "pixel_agreement", "agreement", "cosine", "max_abs"),
-    "accuracy": ("miou_drop", "agreement_miou", "miou", "pixel_agreement"),
-    "prompt": ("mean_iou", "iou", "missing_rate"),
-    "latency": ("p50_ms", "p90_ms"),
-    "edgetpu": ("ok", "ops_on_tpu", "ops_on_cpu", "subgraphs"),
+    "parity": ("argmax_agreement", "agreement_miou", "pixel_agreement", "cosine", "snr_db",
+               "max_abs_err"),
+    "accuracy": ("miou_drop", "miou_ratio", "agreement_miou", "pixel_agreement", "miou"),
+    "prompt_masks": ("mask_iou_mean", "mask_missing_rate"),
+    "latency": ("p50_ms", "p90_ms", "speedup_vs_eager"),
+    "edgetpu": ("unsupported_ops", "tpu_op_fraction"),
 }
-# Name fragments telling which way a budget points, for the ≤ / ≥ sign only.
-_LOWER_IS_BETTER = ("_ms", "err", "drop", "abs", "rel", "missing", "diff", "mse", "cpu")
-_HIGHER_IS_BETTER = ("agree", "iou", "cos", "snr", "psnr", "acc", "tpu", "ok")
+# The latency plot's dashed line: the budget of this metric (max_p50_ms).
+LATENCY_METRIC = "p50_ms"
 
 FORMAT_ORDER = (REFERENCE_FORMAT, "torchscript", "torchscript_lite", "onnx", "tflite_fp32",
                 "tflite_fp16", "tflite_int8", "edgetpu")
@@ -296,7 +298,7 @@ def latency_html(results: list[dict[str, Any]]) -> str:
             "model": r["model"], "format": r["format"], "outcome": r["outcome"],
             "p50_ms": r["metrics"]["p50_ms"],
             "p90_ms": r["metrics"].get("p90_ms", r["metrics"]["p50_ms"]),
-            "budget_ms": r["budgets"].get("p50_ms")})
+            "budget_ms": r["budgets"].get(budget_key(LATENCY_METRIC))})
     figures = []
     for profile in _ordered(set(by_profile), PROFILE_ORDER):
         rows = [row for row in by_profile[profile] if _is_number(row["p90_ms"])]
@@ -419,14 +421,15 @@ def _extras(config: pytest.Config, result: CaseResult) -> list[dict[str, Any]]:
 def _metrics_table_html(result: CaseResult) -> str:
     rows = []
     for name, value in result.metrics.items():
-        budget = result.budgets.get(name)
-        budget_text = "" if budget is None else f"{_sign(name)} {_number(budget)}"
+        bound = budget_of(name, result.budgets)
+        budget_text = "" if bound is None else f"{bound[0]} {_number(bound[1])}"
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{_number(value)}</td>"
                     f"<td>{html.escape(budget_text)}</td></tr>")
-    for name, budget in result.budgets.items():
-        if name not in result.metrics:
-            rows.append(f"<tr><td>{html.escape(name)}</td><td>—</td>"
-                        f"<td>{html.escape(_sign(name))} {_number(budget)}</td></tr>")
+    for key, budget in result.budgets.items():
+        sign, metric = _split_budget_key(key)
+        if metric not in result.metrics:  # a budget whose metric was never measured
+            rows.append(f"<tr><td>{html.escape(metric)}</td><td>—</td>"
+                        f"<td>{html.escape(sign)} {_number(budget)}</td></tr>")
     for name, value in result.info.items():
         rows.append(f'<tr><td>{html.escape(name)}</td><td colspan="2">'
                     f"{html.escape(str(value))}</td></tr>")
@@ -446,10 +449,9 @@ def _key_metric(payload: Mapping[str, Any]) -> str | None:
     chosen = payload["info"].get("key_metric")
     if chosen in metrics:
         return str(chosen)
-    preferred = next((prefs for suite, prefs in KEY_METRICS.items()
-                      if suite in payload["suite"]), ())
-    candidates = [*(m for m in preferred if m in metrics and m in budgets),
-                  *(m for m in metrics if m in budgets),
+    preferred = KEY_METRICS.get(payload["suite"], ())
+    budgeted = [m for m in metrics if budget_of(m, budgets) is not None]
+    candidates = [*(m for m in preferred if m in budgeted), *budgeted,
                   *(m for m in preferred if m in metrics), *metrics]
     return candidates[0] if candidates else None
 
@@ -459,9 +461,17 @@ def _key_metric_text(payload: Mapping[str, Any]) -> str:
     if name is None:
         return ""
     value = payload["metrics"][name]
-    budget = payload["budgets"].get(name)
-    budget_text = "" if budget is None else f" {_sign(name)} {_number(budget)}"
+    bound = budget_of(name, payload["budgets"])
+    budget_text = "" if bound is None else f" {bound[0]} {_number(bound[1])}"
     return f"{name} {_number(value)}{budget_text}"
+
+
+def budget_of(metric: str, budgets: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """('≤' or '≥', value) of the recorded budget on `metric` (keys are max_/min_<metric>)."""
+    for key in (f"max_{metric}", f"min_{metric}"):
+        if key in budgets:
+            return _split_budget_key(key)[0], budgets[key]
+    return None
 
 
 def _matrix_cell(entries: list[dict[str, Any]]) -> str:
@@ -486,13 +496,11 @@ def _matrix_cell(entries: list[dict[str, Any]]) -> str:
     return f'<td class="sc-cell sc-{worst_outcome}">{"".join(lines)}</td>'
 
 
-def _sign(name: str) -> str:
-    name = name.lower()
-    if name.startswith("max_") or any(f in name for f in _LOWER_IS_BETTER):
-        return "≤"
-    if name.startswith("min_") or any(f in name for f in _HIGHER_IS_BETTER):
-        return "≥"
-    return "budget"
+def _split_budget_key(key: str) -> tuple[str, str]:
+    # ('≤', 'p50_ms') for 'max_p50_ms'; budgets.violations reads the same prefixes.
+    prefix, _, metric = key.partition("_")
+    sign = {"max": "≤", "min": "≥"}.get(prefix)
+    return (sign, metric) if sign and metric else ("budget", key)
 
 
 def _number(value: Any) -> str:

@@ -11,6 +11,7 @@ from conformance.bundle import find_bundles, read_bundle
 from conformance.metrics.parity import parity_figures
 from conformance.profiles import markers_for_format
 from conformance.results import record_case
+from conformance.runners import skip_unavailable
 from models.runtimes import IOSpec, RuntimeUnavailable, load_runner
 
 SUITE = "parity"
@@ -50,7 +51,7 @@ def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, reque
         runner = load_runner(manifest["format"], bundle.artifact, io,
                              meta=manifest.get("export", {}))
     except RuntimeUnavailable as err:
-        pytest.skip(str(err))
+        skip_unavailable(manifest["format"], err)
     semantic = manifest["task"] == "semantic"
     got = [runner.run(inputs) for inputs in bundle.inputs]
     metrics, _ = parity_figures(bundle.outputs, got, class_axis=1 if semantic else None)

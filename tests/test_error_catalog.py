@@ -331,14 +331,16 @@ def test_image_missing(tmp_path: Path) -> None:
 
 
 def test_reports_not_writable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Root ignores chmod, so the permission check itself is made to say no."""
+    """Root ignores chmod, so the permission check itself is made to say no.
+
+    The UsageError built from this reason is tested in tests/test_usage_errors.py.
+    """
     from conformance import options
 
     (tmp_path / "reports").mkdir()
-    config = SimpleNamespace(rootpath=tmp_path, getoption=lambda name, default=None: None)
     monkeypatch.setattr(options.os, "access", lambda path, mode: False)
-    expect_one_line(pytest.UsageError, lambda: options.pytest_configure(config),
-                    tmp_path / "reports", "not writable")
+    reason = options.unwritable(tmp_path / "reports" / "junit.xml")
+    assert reason == f"{tmp_path / 'reports'} is not writable"
 
 
 # --- one format's failure never aborts the others -------------------------------------------

@@ -45,8 +45,8 @@ def _overlay(request, caption):
 
 def test_parity_pass(request):
     record_case(request, suite="parity", model="deeplabv3plus_lite", format="onnx",
-                profile="cpu", metrics={"argmax_agreement": 0.998, "max_abs": 2e-5},
-                budgets={"argmax_agreement": 0.99},
+                profile="cpu", metrics={"argmax_agreement": 0.998, "max_abs_err": 2e-5},
+                budgets={"min_argmax_agreement": 0.99},
                 info={"runtime": "onnxruntime", "threads": np.int64(2),
                       "weights": pathlib.Path("fixtures/weights.pt")})
     _overlay(request, "image 0")
@@ -55,7 +55,7 @@ def test_parity_pass(request):
 def test_accuracy_fail(request):
     record_case(request, suite="accuracy", model="deeplabv3plus_lite", format="tflite_int8",
                 profile="cpu", metrics={"miou_drop": 4.2, "agreement_miou": 0.81},
-                budgets={"miou_drop": 2.0}, info={"delegate": "XNNPACK", "threads": 2})
+                budgets={"max_miou_drop": 2.0}, info={"delegate": "XNNPACK", "threads": 2})
     _overlay(request, "image 0")
     _overlay(request, "image 1")
     assert 4.2 <= 2.0, "mIoU drop 4.20 points > budget 2.00 (worst class: cat)"
@@ -70,8 +70,8 @@ def test_edgetpu_skip(request):
 @pytest.mark.xfail(reason="known int8 drop on small masks", strict=True)
 def test_prompt_masks_xfail(request):
     record_case(request, suite="prompt_masks", model="fastsam_s", format="tflite_int8",
-                profile="pi5", metrics={"mean_iou": 0.33, "snr_db": float("inf")},
-                budgets={"mean_iou": 0.7})
+                profile="pi5", metrics={"mask_iou_mean": 0.33, "snr_db": float("inf")},
+                budgets={"min_mask_iou_mean": 0.7})
     if figures.can_draw():
         attach_figure(request, "prompt 0", figures.prompt_mask_overlay(
             IMAGE, (10, 10, 60, 50), REF > 0, GOT > 8))
@@ -83,7 +83,7 @@ def test_prompt_masks_xfail(request):
 def test_latency(request, fmt, p50):
     record_case(request, suite="latency", model="deeplabv3plus_lite", format=fmt,
                 profile="cpu", metrics={"p50_ms": p50, "p90_ms": p50 * 1.2},
-                budgets={"p50_ms": 50.0})
+                budgets={"max_p50_ms": 50.0})
     assert p50 <= 50.0, f"p50 {p50} ms > budget 50 ms"
 
 
@@ -154,7 +154,7 @@ def test_results_json_validates_and_carries_outcomes(pytester: pytest.Pytester) 
     by_id = {r["nodeid"]: r for r in document["results"]}
     assert {k: (r["outcome"], r["message"]) for k, r in by_id.items()} == EXPECTED_OUTCOMES
     assert by_id["test_fake.py::test_parity_pass"]["metrics"] == {
-        "argmax_agreement": 0.998, "max_abs": 2e-5}
+        "argmax_agreement": 0.998, "max_abs_err": 2e-5}
     assert by_id["test_fake.py::test_parity_pass"]["info"] == {
         "runtime": "onnxruntime", "threads": 2, "weights": "fixtures/weights.pt"}
     assert by_id["test_fake.py::test_prompt_masks_xfail"]["metrics"]["snr_db"] == "inf"
@@ -294,3 +294,34 @@ def test_prompt_overlay_accepts_points_boxes_and_missing_masks() -> None:
         assert figures.prompt_mask_overlay(image, prompt, mask, None)[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="prompt must be"):
         figures.prompt_mask_overlay(image, (1, 2, 3), mask, mask)
+
+
+def test_latency_plot_gets_the_recorded_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Suites record budgets under their keys (max_p50_ms); the plot's dashed line reads it.
+    from conformance import report
+
+    drawn = []
+    monkeypatch.setattr(figures, "can_plot", lambda: True)
+    monkeypatch.setattr(figures, "latency_plot",
+                        lambda rows, title: drawn.extend(rows) or b"\x89PNG")
+    result = {"suite": "latency", "model": "m", "format": "tflite_int8", "profile": "pi5",
+              "outcome": "skipped", "metrics": {"p50_ms": 600.0, "p90_ms": 650.0},
+              "budgets": {"max_p50_ms": 512.0}, "info": {}}
+    report.latency_html([result])
+    assert [row["budget_ms"] for row in drawn] == [512.0]
+
+
+def test_metrics_table_puts_each_budget_beside_its_metric() -> None:
+    from conformance.report import _key_metric_text, _metrics_table_html
+    from conformance.results import CaseResult
+
+    result = CaseResult(suite="parity", model="m", format="onnx", profile="cpu",
+                        metrics={"snr_db": 70.0, "cosine": 0.99},
+                        budgets={"min_snr_db": 60.0, "max_max_rel_err": 1e-4})
+    page = _metrics_table_html(result)
+    assert "<tr><td>snr_db</td><td>70</td><td>≥ 60</td></tr>" in page
+    assert "<tr><td>cosine</td><td>0.99</td><td></td></tr>" in page
+    # A budget whose metric was not measured shows once, under the metric's name.
+    assert "<tr><td>max_rel_err</td><td>—</td><td>≤ 0.0001</td></tr>" in page
+    assert "min_snr_db" not in page
+    assert _key_metric_text(result.to_json()) == "snr_db 70 ≥ 60"

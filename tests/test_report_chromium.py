@@ -33,7 +33,7 @@ def test_parity(request, fmt):
         got[16:40, 24:60] = 8
     agreement = float((got == REF).mean())
     record_case(request, suite="parity", model="deeplabv3plus_lite", format=fmt, profile="cpu",
-                metrics={"argmax_agreement": agreement}, budgets={"argmax_agreement": 0.95})
+                metrics={"argmax_agreement": agreement}, budgets={"min_argmax_agreement": 0.95})
     attach_figure(request, "image 0", figures.segmentation_overlay(IMAGE, REF, got, 21))
     assert agreement >= 0.95, f"argmax agreement {agreement:.3f} < budget 0.950"
 
@@ -48,7 +48,7 @@ def test_edgetpu(request):
 def test_latency(request, fmt, p50):
     record_case(request, suite="latency", model="deeplabv3plus_lite", format=fmt,
                 profile="cpu", metrics={"p50_ms": p50, "p90_ms": p50 * 1.2},
-                budgets={"p50_ms": 50.0})
+                budgets={"max_p50_ms": 50.0})
 '''
 
 

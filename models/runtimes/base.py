@@ -14,7 +14,15 @@ import numpy as np
 
 
 class RuntimeUnavailable(RuntimeError):
-    """The runtime (package or hardware) is missing here; tests skip with this message."""
+    """The runtime (package or hardware) is missing here; tests skip with this message.
+
+    `package` names the pip-installable package when that is what is missing (the suite's
+    --require-formats turns such a skip into a failure); None for absent hardware.
+    """
+
+    def __init__(self, message: str, package: str | None = None) -> None:
+        super().__init__(message)
+        self.package = package
 
 
 class ArtifactError(ValueError):
@@ -112,5 +120,5 @@ def require(module: str, pip_name: str, purpose: str):
     except ImportError as err:
         raise RuntimeUnavailable(
             f"{purpose} needs the {module!r} package ({err}); "
-            f"install it with: pip install {pip_name}"
+            f"install it with: pip install {pip_name}", package=pip_name
         ) from err

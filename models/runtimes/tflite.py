@@ -35,7 +35,8 @@ def interpreter_class():
 
         return Interpreter, "tflite-runtime"
     except ImportError as err:
-        raise RuntimeUnavailable(f"no TFLite interpreter installed: {INSTALL_HINT}") from err
+        raise RuntimeUnavailable(f"no TFLite interpreter installed: {INSTALL_HINT}",
+                                 package="ai-edge-litert") from err
 
 
 def make_interpreter(path: Path, threads: int | None = None, delegates=None,
