@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conformance.budgets import load_budgets
-from conformance.options import active_profile, parse_pairs
+from conformance.options import USER_ARTIFACTS, active_profile, parse_pairs
 from conformance.profiles import load_profiles
 
 
@@ -36,6 +36,7 @@ def references(pytestconfig: pytest.Config, profile_name: str):
         checkpoints=parse_pairs(pytestconfig.getoption("--checkpoint"), "--checkpoint"),
         images_dir=Path(images) if images else None,
         threads=load_profiles()["cpu"].threads,
+        artifacts=pytestconfig.stash.get(USER_ARTIFACTS, {}),
     )
 
 
