@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conformance.budgets import MissingBudget, budget_for, load_budgets
-from conformance.options import active_profile, parse_pairs, parse_trusted
+from conformance.options import USER_ARTIFACTS, active_profile, parse_pairs, parse_trusted
 from conformance.profiles import load_profiles
 
 
@@ -37,6 +37,7 @@ def references(pytestconfig: pytest.Config, profile_name: str):
         trusted=parse_trusted(pytestconfig.getoption("--trust-checkpoint")),
         images_dir=Path(images) if images else None,
         threads=load_profiles()["cpu"].threads,
+        artifacts=pytestconfig.stash.get(USER_ARTIFACTS, {}),
     )
 
 

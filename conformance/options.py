@@ -10,6 +10,9 @@ import pytest
 
 from conformance.profiles import DEVICE_MARKERS, load_profiles
 
+# model -> format -> a user's exported file, parsed once from --artifact at configure time.
+USER_ARTIFACTS = pytest.StashKey[dict]()
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("segconform", "segmentation export conformance")
@@ -22,6 +25,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--trust-checkpoint", action="append", default=[], metavar="PATH",
                     help="allow unpickling this checkpoint file (pickle can run code; "
                          "repeatable); other files load weights-only")
+    group.addoption("--artifact", action="append", default=[],
+                    metavar="MODEL[:FORMAT]=PATH",
+                    help="test a user's exported file for MODEL in place of the suite's export "
+                         "(format from the file when omitted; repeatable)")
     group.addoption("--images", default=None, metavar="DIR",
                     help="evaluate on the images in DIR instead of the fixture images")
     group.addoption("--voc-root", default=None, metavar="PATH",
@@ -59,6 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
     parse_pairs(config.getoption("--checkpoint"), "--checkpoint")
+    if config.getoption("--artifact"):  # models are imported only when asked for
+        config.stash[USER_ARTIFACTS] = parse_artifacts(config.getoption("--artifact"))
     for option, value, path, folder in _output_paths(config):
         reason = unwritable(path, folder)
         if reason:
@@ -182,6 +191,42 @@ def require_known_model(name: str, option: str, value: str) -> None:
     if name not in known:
         raise pytest.UsageError(f"{option} {value!r}: unknown model {name!r}; "
                                 f"known: {', '.join(known)}")
+def parse_artifacts(values: list[str]) -> dict[str, dict[str, Path]]:
+    """MODEL:FORMAT=PATH / MODEL=PATH pairs; a UsageError naming the option value otherwise."""
+    from models.registry import ALL_FORMATS, all_specs
+    from models.runtimes import ArtifactError, RuntimeUnavailable
+    from models.user_artifact import infer_format
+
+    specs = {spec.name: spec for spec in all_specs()}
+    parsed: dict[str, dict[str, Path]] = {}
+    for value in values:
+        target, sep, raw = value.partition("=")
+        model, _, fmt = target.partition(":")
+        where = f"--artifact {value!r}"
+        if not sep or not model or not raw:
+            raise pytest.UsageError(f"{where}: expected MODEL:FORMAT=PATH or MODEL=PATH")
+        if model not in specs:
+            raise pytest.UsageError(f"{where}: unknown model {model!r}; known: "
+                                    f"{', '.join(sorted(specs))}")
+        path = Path(raw)
+        if not path.is_file():
+            raise pytest.UsageError(f"{where}: {path} does not exist")
+        if not fmt:
+            try:
+                fmt = infer_format(path)
+            except (ArtifactError, RuntimeUnavailable) as err:
+                raise pytest.UsageError(f"{where}: {err}") from err
+        if fmt not in ALL_FORMATS:
+            raise pytest.UsageError(f"{where}: unknown format {fmt!r}; known: "
+                                    f"{', '.join(ALL_FORMATS)}")
+        if fmt not in specs[model].formats:
+            raise pytest.UsageError(f"{where}: {model} is not tested as {fmt} (its formats: "
+                                    f"{', '.join(specs[model].formats)})")
+        if fmt in parsed.get(model, {}):
+            raise pytest.UsageError(f"{where}: a file for {model} as {fmt} is already given "
+                                    f"({parsed[model][fmt]})")
+        parsed.setdefault(model, {})[fmt] = path
+    return parsed
 
 
 def active_profile(config: pytest.Config) -> str:

@@ -75,9 +75,11 @@ class ReferenceStore:
 
     def __init__(self, checkpoints: dict[str, Path] | None = None, trusted: Trusted = (),
                  images_dir: Path | None = None, count: int = 4, threads: int = 2,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None,
+                 artifacts: dict[str, dict[str, Path]] | None = None) -> None:
         self.checkpoints = checkpoints or {}
         self.trusted = trusted  # --trust-checkpoint: the only files that may be unpickled
+        self.artifacts = artifacts or {}  # model -> format -> a user's file (--artifact)
         self.images_dir = images_dir
         self.count = count
         self.threads = threads
@@ -97,7 +99,8 @@ class ReferenceStore:
             ref = self.get(spec)
             self._sessions[spec.name] = ExportSession(
                 spec=spec, model=ref.model, weights_key=ref.weights_key,
-                example=ref.inputs[0], calibration=ref.calibration, root=self.cache_dir)
+                example=ref.inputs[0], calibration=ref.calibration, root=self.cache_dir,
+                user_files=dict(self.artifacts.get(spec.name, {})))
         return self._sessions[spec.name]
 
     def _eval_images(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray | None]:

@@ -8,11 +8,14 @@ import pytest
 
 from conformance.matrix import Case
 from models.export import ExportError
-from models.runtimes import IOSpec, RuntimeUnavailable, load_runner
+from models.runtimes import ArtifactError, IOSpec, RuntimeUnavailable, load_runner
 
 
 def load_case_runner(case: Case, references, threads: int):
-    """(reference, artifact, runner); skip when the runtime or device is absent here."""
+    """(reference, artifact, runner); skip when the runtime or device is absent here.
+
+    A user's file given with --artifact for this (model, format) replaces the suite's export.
+    """
     if case.device == "cuda":
         import torch
 
@@ -23,6 +26,8 @@ def load_case_runner(case: Case, references, threads: int):
         artifact = references.session(case.spec).export(case.format)
     except ExportError as err:
         pytest.fail(f"{case}: export failed: {err}", pytrace=False)
+    if artifact.is_user_file:
+        return ref, artifact, _user_file_runner(case, ref, artifact, threads)
     io = IOSpec(inputs={i.name: i.shape for i in case.spec.inputs},
                 outputs=case.spec.output_names, output_shapes=ref.output_shapes)
     try:
@@ -40,3 +45,17 @@ def skip_unavailable(fmt: str, err: RuntimeUnavailable) -> NoReturn:
     skip = pytest.skip.Exception(f"{fmt}: {err}")  # a plain skip, as pytest.skip() raises
     skip.missing_package, skip.format = err.package, fmt
     raise skip
+
+
+def _user_file_runner(case: Case, ref, artifact, threads: int):
+    """A user's --artifact file fitted to the model; one line when it does not fit or load."""
+    from models.user_artifact import open_user_artifact
+
+    try:
+        return open_user_artifact(case.spec, case.format, artifact.path, ref.output_shapes,
+                                  ref.inputs[0], threads=threads, device=case.device,
+                                  meta=artifact.meta)
+    except RuntimeUnavailable as err:
+        skip_unavailable(case.format, err)
+    except ArtifactError as err:
+        pytest.fail(str(err), pytrace=False)

@@ -52,6 +52,7 @@ def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
                 info={"dataset": dataset, "images": len(samples), "weights": ref.weights,
+                      "artifact": artifact.label,
                       "weights_sha256": ref.weights_key, "worst_class": worst,
                       "per_class_iou": np.round(iou, 4).tolist()})
     worst_image = int(np.argmin([np.mean(a == b) for a, b in zip(ref_preds, got_preds,

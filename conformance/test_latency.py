@@ -71,13 +71,13 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
         ref, infer = _eager(case, references, threads)
         result.info.update(runtime="torch eager", threads=threads)
     else:
-        ref, _, runner = load_case_runner(case, references, threads=threads)
+        ref, artifact, runner = load_case_runner(case, references, threads=threads)
         inputs = ref.inputs[0]
 
         def infer():
             return runner.run(inputs)
 
-        result.info.update(**runner.describe())
+        result.info.update(**runner.describe(), artifact=artifact.label)
     benchmark.group = f"{case.model} ({profile_name}, {threads} threads)"
     benchmark.pedantic(infer, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
     data = np.asarray(benchmark.stats.stats.data) * 1000.0

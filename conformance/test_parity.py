@@ -31,7 +31,8 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     ref, artifact, runner = load_case_runner(case, references, threads=2)
     known = find_known_failure(budgets, SUITE, case.model, case.format, ref.fixture)
     result.info.update(weights=ref.weights, weights_sha256=ref.weights_key,
-                       cache="hit" if artifact.cache_hit else "exported",
+                       cache="user file" if artifact.is_user_file
+                       else "hit" if artifact.cache_hit else "exported",
                        converter=artifact.meta.get("converter", ""), **runner.describe())
     if "ptl_path" in artifact.meta:
         result.info["ptl_path"] = artifact.meta["ptl_path"]
@@ -46,7 +47,7 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
                      ref.weights)
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
-                info={"images": len(ref.inputs), "artifact": artifact.path.name})
+                info={"images": len(ref.inputs), "artifact": artifact.label})
     if semantic:
         problem = reference_problems(maps, metrics["tie_exempt_fraction"])
         if problem:

@@ -63,7 +63,7 @@ def test_prompt_masks(case: Case, references, reference_prompts, budgets, profil
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
                 info={"weights": ref.weights, "weights_sha256": ref.weights_key,
-                      "conf": conf, "iou": iou,
+                      "artifact": artifact.label, "conf": conf, "iou": iou,
                       "prompts": "alternating point/box from PyTorch's masks (make_prompts)"})
     _attach_worst(request, case, images, prompts, ref_masks, got_masks)
     regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,

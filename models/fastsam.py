@@ -419,6 +419,39 @@ def prompt_masks(raw_outputs: dict[str, np.ndarray], image: np.ndarray,
     return answers
 
 
+# --- users' own exports (--artifact) --------------------------------------------------------------
+
+# Normalised box rows stay near [0, 1]; in input pixels the x/y centres of the anchor grid
+# reach nearly the input size (>= 256 at every size we run), whatever the weights.
+PIXEL_BOX_ROWS_ABOVE = 2.0
+
+
+def output_convention(outputs: dict[str, np.ndarray], spec: ModelSpec):
+    """Spec hook for a user's file: (convert or None, description) of output0's box units.
+
+    ultralytics' ONNX and TorchScript exports keep output0's box rows (x, y, w, h) in input
+    pixels; its LiteRT export, and `FastSAMRaw`, divide them by the input size. Detected by
+    value range on the file's own output for the first fixture image: pixel rows are divided
+    by the input size, so the parity compares like with like and `_postprocess` applies.
+    """
+    size = spec.input_size
+    centres = np.asarray(outputs["output0"])[:, :2]
+    peak = float(np.abs(centres).max()) if centres.size else 0.0
+    if peak <= PIXEL_BOX_ROWS_ABOVE:
+        return None, f"output0 box rows normalised (max centre {peak:.2f} <= " \
+                     f"{PIXEL_BOX_ROWS_ABOVE:g}), as the suite's own exports"
+    scale = np.array([size[1], size[0], size[1], size[0]], dtype=np.float32).reshape(1, 4, 1)
+
+    def normalise(result: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        output0 = np.asarray(result["output0"], dtype=np.float32).copy()
+        output0[:, :4] /= scale
+        return {**result, "output0": output0}
+
+    return normalise, (f"output0 box rows in input pixels (max centre {peak:.1f} > "
+                       f"{PIXEL_BOX_ROWS_ABOVE:g}), as ultralytics' ONNX/TorchScript export: "
+                       f"divided by the input size {size[1]}x{size[0]}")
+
+
 # --- fixture weights, images and registration ---------------------------------------------------
 
 
@@ -500,6 +533,7 @@ def _spec(name: str, size: int, tier: Literal["fast", "slow"]) -> ModelSpec:
             "fused": False,
             "input": "RGB/255, ultralytics LetterBox to a square, pad 114",
             "requires": ("ultralytics",),
+            "output_convention": output_convention,
         },
     )
 

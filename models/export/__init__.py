@@ -102,13 +102,26 @@ class Artifact:
     meta: dict = field(default_factory=dict)
     cache_hit: bool = False
 
+    @property
+    def is_user_file(self) -> bool:
+        """A user's own file (--artifact), not an export of the suite."""
+        return self.meta.get("origin") == "user"
+
+    @property
+    def label(self) -> str:
+        """What the report says about the artifact: the cached file's name, or the user's."""
+        if self.is_user_file:
+            return f"user file (sha256 {self.meta['sha256'][:12]})"
+        return self.path.name
+
 
 @dataclass
 class ExportSession:
     """Exports of one model with fixed weights, inputs and calibration; cached on disk.
 
     `converter_calls` counts real conversions in this process, so tests can prove that a
-    second run re-exports nothing.
+    second run re-exports nothing. `user_files` (format -> path, from --artifact) replace
+    the export of those formats; they never enter the cache and are never an upstream.
     """
 
     spec: object
@@ -119,6 +132,8 @@ class ExportSession:
     root: Path | None = None
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     converter_calls: list[str] = field(default_factory=list)
+    user_files: dict[str, Path] = field(default_factory=dict)
+    user_artifacts: dict[str, Artifact] = field(default_factory=dict)
 
     def recipe(self, fmt: ExportFormat) -> dict:
         """The code that makes the artifact: converter and family sources, libraries, tools."""
@@ -153,11 +168,23 @@ class ExportSession:
         return content_key(parts)
 
     def export(self, format_name: str) -> Artifact:
-        """The artifact for `format_name`, from the cache or converted now."""
+        """The user's file for `format_name` if given, else the suite's own export."""
+        if format_name in self.user_files:
+            if format_name not in self.user_artifacts:
+                from models.user_artifact import user_artifact
+
+                self.user_artifacts[format_name] = user_artifact(
+                    self.spec.name, format_name, self.user_files[format_name])
+            return self.user_artifacts[format_name]
+        return self.export_own(format_name)
+
+    def export_own(self, format_name: str) -> Artifact:
+        """The suite's artifact for `format_name`, from the cache or converted now."""
         if format_name in self.artifacts:
             return self.artifacts[format_name]
         fmt = FORMATS[format_name]
-        upstream = self.export(fmt.upstream).path if fmt.upstream else None
+        # The suite's own upstream: a user's fp32 file must not be quantised under our key.
+        upstream = self.export_own(fmt.upstream).path if fmt.upstream else None
         folder = (self.root or cache_root()) / self.spec.name
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{fmt.name}-{self.key(fmt)}"

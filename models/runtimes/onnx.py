@@ -70,8 +70,12 @@ class OnnxRunner:
         if len(self.input_names) != len(self.io.inputs):
             raise ArtifactError(f"{self.path}: {len(self.input_names)} inputs "
                                 f"{self.input_names}, expected {list(self.io.inputs)}")
-        feed = {onnx_name: np.ascontiguousarray(inputs[ours], dtype=np.float32)
-                for onnx_name, ours in zip(self.input_names, self.io.inputs, strict=True)}
+        # fp16 graphs (e.g. ultralytics' half=True export) take float16 inputs.
+        types = [np.float16 if i.type == "tensor(float16)" else np.float32
+                 for i in self.session.get_inputs()]
+        feed = {onnx_name: np.ascontiguousarray(inputs[ours], dtype=dtype)
+                for onnx_name, ours, dtype in zip(self.input_names, self.io.inputs, types,
+                                                  strict=True)}
         try:
             values = self.session.run(None, feed)
         except Exception as err:
