@@ -72,5 +72,7 @@ COMMITTED: dict[str, CommittedWeights] = {
     "deeplabv3plus_mnv3_conventional": CommittedWeights(
         "deeplabv3plus_mnv3_conventional.fp16.pt",
         "e8be237de3888a508ccc0796dd33a145f9f106d9a202a004e8c157adabbd29f3", _SEMANTIC_RECIPE),
-    "semivl_small": CommittedWeights("semivl_small.fp16.pt", "TBD", _SEMANTIC_RECIPE),
+    "semivl_small": CommittedWeights(
+        "semivl_small.fp16.pt",
+        "7a83f0b331b6120fe7fa96bcc1f683c950ef8af6d9da923cb5689ab1cf6e5c05", _SEMANTIC_RECIPE),
 }

@@ -22,7 +22,9 @@ PINNED = {
     "deeplabv3plus_mnv3_conventional": (
         "e8be237de3888a508ccc0796dd33a145f9f106d9a202a004e8c157adabbd29f3",
         "9f84019544b1072daef8bd6719a3253e112597b3580b925c325deab006015369"),
-    "semivl_small": ("TBD", "TBD"),
+    "semivl_small": (
+        "7a83f0b331b6120fe7fa96bcc1f683c950ef8af6d9da923cb5689ab1cf6e5c05",
+        "a6faead6c48a3e3b5327cc1a12f34a2e42191fb7d84a2b18702aec63e6508658"),
 }
 FASTSAM_PINNED = "ffc71387ed4168f72e194dfa3ddc4fea761fc23f4546bd31e60d5ad67f352c79"
 
