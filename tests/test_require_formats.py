@@ -36,7 +36,8 @@ class References:
         return SimpleNamespace(output_shapes={})
 
     def session(self, spec):
-        artifact = SimpleNamespace(path=Path("model.bin"), meta={}, cache_hit=True)
+        artifact = SimpleNamespace(path=Path("model.bin"), meta={}, cache_hit=True,
+                                   is_user_file=False)
         return SimpleNamespace(export=lambda fmt: artifact)
 
 

@@ -72,7 +72,7 @@ def test_undeclared_metric_in_budget(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(("value", "message"), [
     ("paritty.onnx.min_snr_db=10", "unknown suite 'paritty'; known: parity"),
     ("parity.onnxx.min_snr_db=10", "unknown format 'onnxx'; known: torch_eager"),
-    ("latency.onnx.pi6.max_p50_ms=10", "unknown profile 'pi6'; known: cpu"),
+    ("latency.onnx.pi6.max_p50_ms=10", "unknown profile or task 'pi6'; known: cpu"),
     ("latency.onnx.min_p50_ms=10", "p50_ms is lower-is-better: its budget is max_p50_ms"),
     ("parity.onnx.snr=3", "budget keys start with min_ or max_"),
 ])
