@@ -13,7 +13,9 @@ def test_parity_suite_runs_on_a_user_deeplab_checkpoint(tmp_path: Path) -> None:
     from models.registry import get_spec
 
     spec = get_spec("deeplabv3plus_mnv3_lite")
-    model = spec.build()
+    # A model that makes decisions (a random one is refused as a degenerate reference): the
+    # fixture model with a rescaled classifier, so that its weights are the user's own.
+    model = spec.fixture_weights(spec.build())
     with torch.no_grad():
         model.classifier.weight.mul_(3.0)
     checkpoint = tmp_path / "user_lite.pt"
@@ -36,8 +38,8 @@ def test_a_pickled_checkpoint_runs_only_with_trust_checkpoint(tmp_path: Path) ->
     spec = get_spec("deeplabv3plus_mnv3_lite")
     marker = tmp_path / "payload_ran"
     checkpoint = tmp_path / "pickled_lite.pt"
-    torch.save({"state_dict": spec.build().state_dict(), "hook": WritesMarker(marker)},
-               checkpoint)
+    weights = spec.fixture_weights(spec.build()).state_dict()  # a model that makes decisions
+    torch.save({"state_dict": weights, "hook": WritesMarker(marker)}, checkpoint)
     args = ("conformance/test_parity.py",
             "-k", "deeplabv3plus_mnv3_lite-torchscript and not torchscript_lite",
             f"--checkpoint=deeplabv3plus_mnv3_lite={checkpoint}",
