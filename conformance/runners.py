@@ -45,6 +45,10 @@ def _user_file_runner(case: Case, ref, artifact, threads: int):
                                   ref.inputs[0], threads=threads, device=case.device,
                                   meta=artifact.meta)
     except RuntimeUnavailable as err:
-        pytest.skip(f"{case.format}: {err}")
+        problem, skip = f"{case.format}: {err}", True
     except ArtifactError as err:
-        pytest.fail(str(err), pytrace=False)
+        problem, skip = str(err), False
+    # Outside the except block: the one line alone, without a chained-exception echo.
+    if skip:
+        pytest.skip(problem)
+    pytest.fail(problem, pytrace=False)
