@@ -350,3 +350,21 @@ def test_ultralytics_onnx_of_fastsam_runs_through_prompt_masks_and_parity(tmp_pa
     assert "input pixels" in info["output_convention"]
     assert info["outputs_matched_by"] == "output0:name,proto:shape"
     assert code == 0
+
+
+def test_fastsam_box_units_are_detected_by_value_range() -> None:
+    """Pixel box rows (ultralytics' ONNX) are divided by the input size; normalised ones kept."""
+    from models.fastsam import output_convention
+    from models.registry import get_spec
+
+    spec = get_spec("fastsam_s")
+    rng = np.random.default_rng(0)
+    normalised = rng.random((1, 37, 64), dtype=np.float32)
+    pixels = normalised.copy()
+    pixels[:, :4] *= 512
+    convert, text = output_convention({"output0": pixels}, spec)
+    assert "input pixels" in text
+    np.testing.assert_allclose(convert({"output0": pixels, "proto": 1})["output0"], normalised,
+                               rtol=1e-6)
+    convert, text = output_convention({"output0": normalised}, spec)
+    assert convert is None and "normalised" in text
