@@ -58,4 +58,6 @@ def _user_file_runner(case: Case, ref, artifact, threads: int):
     except RuntimeUnavailable as err:
         skip_unavailable(case.format, err)
     except ArtifactError as err:
-        pytest.fail(str(err), pytrace=False)
+        problem = str(err)
+    # Outside the except block: the one line alone, without a chained-exception echo.
+    pytest.fail(problem, pytrace=False)

@@ -243,21 +243,61 @@ class NHWCInput(nn.Module):
         return self.model(image.permute(0, 3, 1, 2))
 
 
-def test_users_nhwc_tflite_passes_parity_and_a_wrong_file_fails_alone(tmp_path: Path) -> None:
-    import litert_torch
+def _lite_with_spread_classifier() -> nn.Module:
+    """The lite model with a classifier whose classes split the evaluation images' pixels.
 
-    from models.export.cache import file_sha256
+    Random init predicts one class nearly everywhere, which the parity suite refuses as a
+    degenerate reference: a seeded projection, standardised and centred per class on the
+    suite's evaluation images (synthetic VOC, seed 2), spreads the decisions over all classes.
+    """
+    from fixtures.voc import synthetic_samples
     from models.registry import get_spec
 
     spec = get_spec(LITE)
     model = spec.build()
+    images = np.stack([s.image for s in synthetic_samples(4, SIZE, seed=2)])
+    batch = torch.from_numpy(spec.preprocess(images.transpose(0, 3, 1, 2) / np.float32(255))
+                             ["image"])
+    seen = {}
+    hook = model.classifier.register_forward_hook(lambda m, i, o: seen.setdefault("f", i[0]))
     with torch.no_grad():
-        model.classifier.weight.mul_(3.0)  # as tests/test_user_checkpoint.py: a non-flat reference
+        model(batch)
+    hook.remove()
+    features = seen["f"].permute(1, 0, 2, 3).reshape(seen["f"].shape[1], -1)
+    projection = torch.randn(21, features.shape[0], generator=torch.Generator().manual_seed(1))
+    response = projection @ features
+    scale = response.std(1, keepdim=True)
+    with torch.no_grad():
+        model.classifier.weight.copy_((projection / scale)[:, :, None, None])
+        model.classifier.bias.copy_(-(response.mean(1, keepdim=True) / scale)[:, 0])
+    return model
+
+
+def _users_nhwc_tflite(model: nn.Module) -> Path:
+    """The model exported channels-last with litert-torch, as a user would (kept between runs:
+    the conversion takes minutes; keyed by the weights and the converter's version)."""
+    import litert_torch
+
+    from models.export.cache import cache_root, weights_digest
+
+    path = cache_root() / "test_inputs" / (
+        f"user_nhwc_{LITE}-{weights_digest(model)[:16]}-{litert_torch.__version__}.tflite")
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        litert_torch.convert(NHWCInput(model).eval(), (torch.zeros(1, SIZE, SIZE, 3),)).export(
+            str(path.with_suffix(".tmp.tflite")))
+        path.with_suffix(".tmp.tflite").replace(path)
+    return path
+
+
+def test_users_nhwc_tflite_passes_parity_and_a_wrong_file_fails_alone(tmp_path: Path) -> None:
+    from models.export.cache import file_sha256
+
+    model = _lite_with_spread_classifier()
     checkpoint = tmp_path / "user_lite.pt"
     torch.save(model.state_dict(), checkpoint)
     tflite = tmp_path / "user.tflite"
-    litert_torch.convert(NHWCInput(model).eval(), (torch.zeros(1, SIZE, SIZE, 3),)).export(
-        str(tflite))
+    shutil.copy(_users_nhwc_tflite(model), tflite)
     wrong = _onnx(nn.Conv2d(3, 91, 1), tmp_path / "wrong.onnx", (1, 3, SIZE, SIZE))
     cache = tmp_path / "cache"
     code, out, results = run_suite(
@@ -274,8 +314,57 @@ def test_users_nhwc_tflite_passes_parity_and_a_wrong_file_fails_alone(tmp_path: 
     assert failed["outcome"] == "failed"
     assert f"{wrong}: does not fit {LITE}: output 'logits' expects (1, 21, 256, 256)" \
         in failed["message"] and "file has (1, 91, 256, 256)" in failed["message"]
+    assert "another exception occurred" not in out  # the one line, not echoed twice
     assert code == 1
     # (d) the cache gained no file for either user file (nor any export: both were given).
     cached = [p for p in cache.rglob("*") if p.is_file() and LITE in str(p.relative_to(cache))]
     assert not [p for p in cached if p.suffix in (".tflite", ".onnx") or "tflite" in p.name
                 or "onnx" in p.name], cached
+
+
+# --- (e) FastSAM-s exported by ultralytics itself ---------------------------------------------
+
+
+def test_ultralytics_onnx_of_fastsam_runs_through_prompt_masks_and_parity(tmp_path: Path) -> None:
+    """ultralytics' ONNX keeps box rows in pixels and names proto 'output1': both handled."""
+    from models import fastsam
+
+    module = fastsam.build_fastsam_s()
+    fastsam.fastsam_fixture_weights(module)
+    checkpoint = fastsam.save_fastsam_checkpoint(module, tmp_path / "FastSAM-s.pt")
+    fastsam.ensure_offline()
+    from ultralytics import YOLO
+
+    exported = Path(YOLO(str(checkpoint), task="segment").export(
+        format="onnx", imgsz=fastsam.EDGE_SIZE, simplify=False, opset=17, dynamic=False))
+    code, out, results = run_suite(
+        tmp_path, "conformance/test_prompt_masks.py", "conformance/test_parity.py",
+        "-k", "fastsam_s-onnx", f"--artifact=fastsam_s={exported}",
+        f"--export-cache={tmp_path / 'cache'}")
+    rows = {r["suite"]: r for r in results["results"] if r["profile"] == "cpu"}
+    assert rows["prompt_masks"]["outcome"] == "passed", out[-3000:]
+    assert rows["prompt_masks"]["metrics"]["n_masks"] > 0
+    assert rows["parity"]["outcome"] == "passed", out[-3000:]
+    info = rows["parity"]["info"]
+    assert info["artifact"].startswith("user file (sha256 ")
+    assert "input pixels" in info["output_convention"]
+    assert info["outputs_matched_by"] == "output0:name,proto:shape"
+    assert code == 0
+
+
+def test_fastsam_box_units_are_detected_by_value_range() -> None:
+    """Pixel box rows (ultralytics' ONNX) are divided by the input size; normalised ones kept."""
+    from models.fastsam import output_convention
+    from models.registry import get_spec
+
+    spec = get_spec("fastsam_s")
+    rng = np.random.default_rng(0)
+    normalised = rng.random((1, 37, 64), dtype=np.float32)
+    pixels = normalised.copy()
+    pixels[:, :4] *= 512
+    convert, text = output_convention({"output0": pixels}, spec)
+    assert "input pixels" in text
+    np.testing.assert_allclose(convert({"output0": pixels, "proto": 1})["output0"], normalised,
+                               rtol=1e-6)
+    convert, text = output_convention({"output0": normalised}, spec)
+    assert convert is None and "normalised" in text
