@@ -13,11 +13,7 @@ pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _bare_inner_sessions(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Inner sessions load only the plugins named with -p: autoloading every installed
-    # plugin (hypothesis, benchmark, ...) costs seconds per in-process run.
-    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+pytestmark = pytest.mark.usefixtures("bare_inner_sessions")
 
 # If any test ran, it leaves this file behind.
 INNER = '''
