@@ -35,7 +35,8 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     result.info.update(weights=ref.weights, weights_sha256=ref.weights_key,
                        cache="user file" if artifact.is_user_file
                        else "hit" if artifact.cache_hit else "exported",
-                       converter=artifact.meta.get("converter", ""), **runner.describe())
+                       converter=artifact.meta.get("converter", ""),
+                       rewrites=",".join(artifact.meta.get("rewrites", [])), **runner.describe())
     if "ptl_path" in artifact.meta:
         result.info["ptl_path"] = artifact.meta["ptl_path"]
     got = [runner.run(inputs) for inputs in ref.inputs]

@@ -43,6 +43,7 @@ class ModelSpec:
     (random init often predicts one class everywhere); it receives the module and a batch
     of fixture images (N, 3, H, W) float32 in [0, 1] and returns the module.
     `preprocess` maps such [0, 1] RGB images to the model's input tensor(s).
+    `rewrites` names converter workarounds; each applies only to the formats it declares.
     """
 
     name: str
@@ -58,6 +59,8 @@ class ModelSpec:
     load_checkpoint: Callable[[torch.nn.Module, Path], torch.nn.Module] | None = None
     fixture_weights: Callable[[torch.nn.Module, np.ndarray], torch.nn.Module] | None = None
     preprocess: Callable[[np.ndarray], dict[str, np.ndarray]] | None = None
+    # Named export rewrites (models/export/rewrites.py) this model's conversions apply.
+    rewrites: tuple[str, ...] = ()
     description: str = ""
     extra: dict = field(default_factory=dict)
 

@@ -3,12 +3,15 @@
 Our own pure-torch build of google-research/semivl (VOC experiment 40,
 `vlm-vlg-aspp-s2p4-sk04-ftap-mcvitb`), see shared/design/models.md section 1. Parameter names
 follow the official checkpoint (`backbone.*`, `decode_head.*`) so its weights load as they are.
-Everything in the forward pass is plain linear/conv/matmul/softmax/resize with static shapes,
-so TorchScript, ONNX and TFLite see the same graph.
+Everything in the forward pass is plain linear/conv/matmul/softmax/resize with static shapes.
+The forward pass follows the official operations; where litert-torch or the int8 quantiser
+mishandle one, the step is a method of its own (`Up.repeat_skip`, `VLGHead.similarity`) that a
+named export rewrite (`models/export/rewrites.py`) swaps while converting to TFLite.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -275,10 +278,9 @@ class MaskClipViT(nn.Module):
             if i in skips:
                 features.append(to_map(layer.value_path(x)))
             if i == last:
-                # The 1x1 projection and the L2 norm run on tokens (a linear over the last axis):
-                # in map layout litert-torch mis-broadcasts the norm once a conv consumes it.
-                tokens = F.linear(self.ln1(layer.value_path(x)), self.proj.weight.flatten(1))
-                embedding = to_map(tokens / tokens.norm(dim=-1, keepdim=True))
+                # Official order: map layout, the 1x1 `proj` conv, divide by the channel norm.
+                dense = self.proj(to_map(self.ln1(layer.value_path(x))))
+                embedding = dense / dense.norm(dim=1, keepdim=True)
                 if not with_global:
                     break  # the ordinary last-block output only feeds the global embedding
             x = layer(x)
@@ -313,8 +315,9 @@ class ASPPPooling(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        # A plain broadcast (expand) would be equivalent, but litert-torch mis-lays it out (NCHW
-        # input, NHWC output shape) and the .tflite then fails to allocate.
+        # As the official code: a bilinear resize of the 1x1 pool. Not an expand (the same
+        # values): litert-torch 0.10.0 turns that into a BROADCAST_TO that fails to allocate
+        # (pinned in tests/test_converter_canaries.py).
         return F.interpolate(self.gap(x), size=x.shape[-2:], mode="bilinear", align_corners=True)
 
 
@@ -387,15 +390,18 @@ class Up(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = self.up(x)
-        batch, channels = skip.shape[:2]
-        n = x.shape[0] // batch
-        height, width = x.shape[-2:]
-        skip = F.interpolate(skip, size=(height, width), mode="bilinear", align_corners=True)
-        # One copy per class map. Done as a 3-D broadcast: litert-torch mis-converts the 5-D
-        # expand (and repeat_interleave) when a conv follows (checked in tests/test_semivl.py).
-        flat = skip.reshape(batch, 1, channels * height * width).expand(-1, n, -1)
-        skip = flat.reshape(batch * n, channels, height, width)
-        return self.conv(torch.cat([x, skip], dim=1))
+        n = x.shape[0] // skip.shape[0]
+        skip = F.interpolate(skip, size=x.shape[-2:], mode="bilinear", align_corners=True)
+        return self.conv(torch.cat([x, self.repeat_skip(skip, n)], dim=1))
+
+    def repeat_skip(self, skip: Tensor, n: int) -> Tensor:
+        """(B, C, H, W) → (B*n, C, H, W), one copy per class map, image-major.
+
+        The official `einops.repeat(skip, "b c h w -> (b n) c h w")`, which einops computes
+        as this 5-D expand and reshape.
+        """
+        batch = skip.shape[0]
+        return skip.unsqueeze(1).expand(-1, n, -1, -1, -1).reshape(batch * n, *skip.shape[1:])
 
 
 class VLGHead(nn.Module):
@@ -423,15 +429,11 @@ class VLGHead(nn.Module):
         """features: [v(skip0), v(skip1), embedding (B, D, h, w)]; text: (N, D) → (B, N, 4h, 4w)."""
         batch, _, height, width = features[-1].shape
         n = text.shape[0]
-        tokens = F.normalize(features[-1].flatten(2).transpose(1, 2), dim=-1)  # (B, h*w, D)
-        text = F.normalize(text, dim=-1)
-        # Cosine similarity as a linear layer with the text as its weights: the int8 TFLite
-        # quantizer zeroes a batch-matmul with a constant operand, and a 1x1 conv in map layout
-        # trips litert-torch's broadcasting of the preceding norm.
-        similarity = F.linear(tokens, text).transpose(1, 2)  # (B, N, h*w)
+        similarity = self.similarity(features[-1], text)  # (B, N, h, w)
         x = self.conv1(similarity.reshape(batch * n, 1, height, width))
         x = self.aspp(x)
-        text_feats = self.text_proj(text)
+        # The official head projects the normalised text repeated per image; one copy serves all.
+        text_feats = self.text_proj(F.normalize(text, dim=-1))
         for layer in self.layers:
             x = layer(x, text_feats, batch)
         # Deeper skip first, as the official head reverses the pyramid.
@@ -440,6 +442,15 @@ class VLGHead(nn.Module):
         x = self.up2(x, skips[1])
         x = self.head(x)
         return x.reshape(batch, n, x.shape[-2], x.shape[-1])
+
+    def similarity(self, embedding: Tensor, text: Tensor) -> Tensor:
+        """Cosine similarity of each pixel's embedding (B, D, h, w) with each class (N, D).
+
+        Official: normalise over channels in map layout, repeat the text per image, einsum.
+        """
+        image = F.normalize(embedding, dim=1)
+        text = F.normalize(text.repeat(embedding.shape[0], 1, 1), dim=-1)
+        return torch.einsum("bchw,bnc->bnhw", image, text)
 
 
 class SemiVL(nn.Module):
@@ -711,6 +722,7 @@ def _spec(name: str, cfg: SemiVLConfig, tier: Tier, expected: int, **fixture: in
         load_checkpoint=load_semivl_checkpoint,
         fixture_weights=COMMITTED.get(name) or functools.partial(fixture_weights, **fixture),
         preprocess=preprocess,
+        rewrites=EXPORT_REWRITES,
         description=f"SemiVL (MaskCLIP ViT + VLG decoder), {cfg.depth}x{cfg.width}, "
         f"{cfg.img_size} px, VOC {cfg.num_classes} classes",
         extra={"config": cfg, "class_names": VOC_CLASSES, "paper_inference": _paper_inference(cfg),
@@ -720,6 +732,14 @@ def _spec(name: str, cfg: SemiVLConfig, tier: Tier, expected: int, **fixture: in
     )
 
 
+# Converter workarounds applied when exporting (models/export/rewrites.py; TFLite only).
+EXPORT_REWRITES = ("up_skip_repeat_3d", "similarity_as_linear")
+
 SEMIVL_SMALL = register(_spec("semivl_small", SMALL_CONFIG, "fast", 2_510_065))
+# The same model and weights converted as the official code is written, no rewrites: the
+# matrix shows what the rewrites buy, and the day a converter is fixed this form passes.
+SEMIVL_SMALL_OFFICIAL = register(dataclasses.replace(
+    SEMIVL_SMALL, name="semivl_small_official", formats=("tflite_fp32", "tflite_int8"),
+    rewrites=(), description=f"{SEMIVL_SMALL.description}; TFLite without export rewrites"))
 # At full size one decoder step costs seconds per image on 2 cores: the fixture uses one image.
 SEMIVL_VITB16 = register(_spec("semivl_vitb16", FULL_CONFIG, "slow", 89_045_729, max_images=1))

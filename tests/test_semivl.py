@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -310,7 +311,9 @@ def test_fixture_weights_give_varied_coherent_predictions() -> None:
 
 def test_registered_specs() -> None:
     small, full = get_spec("semivl_small"), get_spec("semivl_vitb16")
-    assert (small.tier, full.tier) == ("fast", "slow")
+    official = get_spec("semivl_small_official")
+    assert (small.tier, full.tier, official.tier) == ("fast", "slow", "fast")
+    assert official.expected_params == small.expected_params
     assert full.inputs[0].shape == (1, 3, 512, 512)
     for spec in (small, full):
         assert spec.task == "semantic" and spec.num_classes == 21
@@ -320,13 +323,54 @@ def test_registered_specs() -> None:
     assert count_parameters(small.build()) == small.expected_params
 
 
-def test_up_block_converts_to_tflite_unchanged() -> None:
-    # Guards the 3-D broadcast in Up: a 5-D expand there converted wrongly (max error ~4).
-    litert_torch = pytest.importorskip("litert_torch")
+# The official operations in the four places the TFLite workarounds used to replace
+# (google-research/semivl, model/decode_heads/vlg_head.py and maskclip_vit.py).
+
+
+def test_up_repeats_the_skip_as_einops_repeat_b_c_h_w_to_bn_c_h_w() -> None:
+    skip = torch.randn(2, 3, 4, 5)
+    out = semivl.Up(32, 16, 3).repeat_skip(skip, 4)
+    assert tuple(out.shape) == (8, 3, 4, 5)
+    for b in range(2):
+        for k in range(4):  # "(b n)": image-major, class-minor
+            assert torch.equal(out[b * 4 + k], skip[b])
+
+
+def test_similarity_is_the_official_einsum_of_normalised_maps_and_text() -> None:
     torch.manual_seed(0)
-    up = semivl.Up(64, 32, 16).eval()
-    x, skip = torch.randn(21, 64, 8, 8), torch.randn(1, 16, 8, 8)
+    embedding, text = torch.randn(2, 6, 3, 4), torch.randn(5, 6)
+    got = semivl.VLGHead.similarity(None, embedding, text)
+    image = embedding / embedding.norm(dim=1, keepdim=True)
+    unit = text / text.norm(dim=1, keepdim=True)
+    expected = (image[:, None] * unit[None, :, :, None, None]).sum(2)  # (B, N, h, w)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+def test_clip_embedding_is_proj_conv_then_channel_norm_in_map_layout() -> None:
+    model = _small()
+    backbone = model.backbone
+    x = _input(256)
+    captured = {}
+    hook = backbone.proj.register_forward_hook(
+        lambda module, args, out: captured.update(map=args[0], out=out))
     with torch.no_grad():
-        expected = up(x, skip).numpy()
-    got = np.asarray(litert_torch.convert(up, (x, skip))(x, skip))
-    np.testing.assert_allclose(got, expected, atol=1e-4)
+        embedding = backbone(x)[-1]
+    hook.remove()
+    # The projection runs as the 1x1 conv on the (B, C, h, w) map, as in maskclip_vit.py.
+    assert tuple(captured["map"].shape) == (1, SMALL_CONFIG.width, 16, 16)
+    dense = captured["out"]
+    torch.testing.assert_close(embedding, dense / dense.norm(dim=1, keepdim=True),
+                               rtol=0, atol=0)
+
+
+def _layout_digest(model: torch.nn.Module) -> str:
+    lines = "\n".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
+def test_official_form_keeps_the_state_dict_layout(full_model: SemiVL) -> None:
+    # Digests of the (key, shape) list taken from the build before the official operations
+    # were restored (commit 30da679, with the TFLite workarounds inline): the same tensors,
+    # so checkpoints and cached fixture weights load as before.
+    assert _layout_digest(_small()) == "13bb8263538704d4"
+    assert _layout_digest(full_model) == "4f70279d03e321bd"

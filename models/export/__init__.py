@@ -165,7 +165,24 @@ class ExportSession:
             )
         if fmt.upstream:
             parts["upstream"] = self.key(FORMATS[fmt.upstream])
+        rewrites = self.rewrites(fmt)
+        if rewrites:  # absent when none, so artifacts of models without rewrites keep their keys
+            parts["rewrites"] = list(rewrites)
         return content_key(parts)
+
+    def own_rewrites(self, fmt: ExportFormat) -> tuple[str, ...]:
+        """The spec's export rewrites that this format's own conversion applies."""
+        names = getattr(self.spec, "rewrites", ())
+        if not names:
+            return ()
+        from models.export.rewrites import check_names, rewrites_for  # imports torch
+
+        return rewrites_for(check_names(names, f"model {self.spec.name}"), fmt.name)
+
+    def rewrites(self, fmt: ExportFormat) -> tuple[str, ...]:
+        """Rewrites in effect in this format's artifact: its upstream's, then its own."""
+        inherited = self.rewrites(FORMATS[fmt.upstream]) if fmt.upstream else ()
+        return inherited + tuple(n for n in self.own_rewrites(fmt) if n not in inherited)
 
     def export(self, format_name: str) -> Artifact:
         """The user's file for `format_name` if given, else the suite's own export."""
@@ -196,8 +213,10 @@ class ExportSession:
             raise ExportError(f"{self.spec.name} -> {fmt.name}: {error['error']} "
                               f"(cached failure; delete {error_path} to retry)")
         if path.exists() and meta_path.exists():
-            artifact = Artifact(self.spec.name, fmt.name, path,
-                                json.loads(meta_path.read_text()), cache_hit=True)
+            meta = json.loads(meta_path.read_text())
+            # Files cached before rewrites were recorded: their key says none were applied.
+            meta.setdefault("rewrites", list(self.rewrites(fmt)))
+            artifact = Artifact(self.spec.name, fmt.name, path, meta, cache_hit=True)
         else:
             artifact = self._convert(fmt, path, meta_path, error_path, upstream)
         self.artifacts[format_name] = artifact
@@ -214,7 +233,7 @@ class ExportSession:
         self.converter_calls.append(fmt.name)
         start = time.perf_counter()
         try:
-            meta = fmt.load_converter()(request)
+            meta = self._run_converter(fmt, request)
         except Exception as err:
             message = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:300]}"
             error_path.write_text(json.dumps({
@@ -222,8 +241,19 @@ class ExportSession:
             request.out_path.unlink(missing_ok=True)
             raise ExportError(f"{self.spec.name} -> {fmt.name}: {message}") from err
         request.out_path.replace(path)
-        meta = {**meta, "export_seconds": round(time.perf_counter() - start, 2),
+        meta = {**meta, "rewrites": list(self.rewrites(fmt)),
+                "export_seconds": round(time.perf_counter() - start, 2),
                 "versions": library_versions(fmt.libraries), "recipe": self.recipe(fmt),
                 "key": path.stem}
         meta_path.write_text(json.dumps(meta, indent=1, default=str))
         return Artifact(self.spec.name, fmt.name, path, meta, cache_hit=False)
+
+    def _run_converter(self, fmt: ExportFormat, request: ExportRequest) -> dict:
+        own = self.own_rewrites(fmt)
+        if not own:
+            return fmt.load_converter()(request)
+        from models.export.rewrites import applied
+
+        # Only for this conversion: the same module object stays PyTorch's reference.
+        with applied(request.model, own):
+            return fmt.load_converter()(request)
