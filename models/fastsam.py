@@ -459,13 +459,9 @@ def output_convention(outputs: dict[str, np.ndarray], spec: ModelSpec):
 def fixture_weights_path() -> Path:
     """The committed fixture weights (sha256 checked), else weights trained once into the cache."""
     if WEIGHTS_FILE.is_file():
-        import hashlib
+        from models.fixture_weights import check_sha256
 
-        digest = hashlib.sha256(WEIGHTS_FILE.read_bytes()).hexdigest()
-        if digest != WEIGHTS_SHA256:
-            raise CheckpointError(
-                f"{WEIGHTS_FILE}: sha256 {digest[:12]}, expected {WEIGHTS_SHA256[:12]} (a Git LFS "
-                "pointer, or a re-trained file: then update WEIGHTS_SHA256 and the sidecar)")
+        check_sha256(WEIGHTS_FILE, WEIGHTS_SHA256)
         return WEIGHTS_FILE
     from dataclasses import asdict
 

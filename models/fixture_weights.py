@@ -48,16 +48,21 @@ class CommittedWeights:
         return module.eval()
 
 
+def check_sha256(path: Path, sha256: str) -> None:
+    """A committed weights file is the pinned one, or FixtureWeightsError names it."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise FixtureWeightsError(
+            f"{path}: sha256 {digest[:12]}, expected {sha256[:12]} (a Git LFS pointer or a "
+            "re-trained file: then update the pinned digest and the sidecar .json)")
+
+
 @cache
 def _verified(path: Path, sha256: str) -> Path:
     if not path.is_file():
         raise FixtureWeightsError(f"{path}: committed fixture weights are missing (re-clone, "
                                   "or re-train with fixtures/weights/train_semantic.py)")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != sha256:
-        raise FixtureWeightsError(
-            f"{path}: sha256 {digest[:12]}, expected {sha256[:12]} (a Git LFS pointer or a "
-            "re-trained file: then update models/fixture_weights.py and the sidecar .json)")
+    check_sha256(path, sha256)
     return path
 
 
