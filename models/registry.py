@@ -99,8 +99,8 @@ def _load_families() -> None:
 
 def all_specs() -> list[ModelSpec]:
     """Every registered spec, in registration order."""
-    if not _REGISTRY:
-        _load_families()
+    # Not "if the registry is empty": importing one family module registers it alone.
+    _load_families()
     return list(_REGISTRY.values())
 
 
