@@ -12,4 +12,5 @@ from models.offline import configure_offline  # noqa: E402
 
 configure_offline(Path(os.environ["SEGCONFORM_CACHE"]) / "libraries")
 
-pytest_plugins = ["conformance.report", "conformance.options", "conformance.offline"]
+pytest_plugins = ["conformance.report", "conformance.options", "conformance.offline",
+                  "conformance.parallel"]

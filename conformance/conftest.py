@@ -45,7 +45,7 @@ def references(pytestconfig: pytest.Config, profile_name: str):
 def voc_samples(pytestconfig: pytest.Config):
     """Labelled evaluation samples: --voc-root's val split, else our synthetic VOC set."""
     from fixtures.voc import SYNTHETIC_VERSION, DatasetError, read_voc_split, write_voc_dataset
-    from models.export.cache import cache_root
+    from models.export.cache import cache_root, key_lock
 
     root = pytestconfig.getoption("--voc-root")
     limit = pytestconfig.getoption("--voc-limit")
@@ -55,8 +55,11 @@ def voc_samples(pytestconfig: pytest.Config):
         except (DatasetError, FileNotFoundError) as err:
             raise pytest.UsageError(f"--voc-root: {err}") from err
     folder = cache_root() / f"voc_synthetic_v{SYNTHETIC_VERSION}"
-    if not (folder / "VOCdevkit" / "VOC2012" / "ImageSets").exists():
-        write_voc_dataset(folder, count=8, size=256, seed=7)
+    # val.txt is written last: a set cut short by an interrupted run is written again.
+    listing = folder / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "val.txt"
+    with key_lock(folder):  # xdist workers: one writes the set, the others wait and read it
+        if not listing.exists():
+            write_voc_dataset(folder, count=8, size=256, seed=7)
     name = f"synthetic VOC v{SYNTHETIC_VERSION} (8 held-out images, seed 7)"
     return name, read_voc_split(folder / "VOCdevkit", "val")
 

@@ -18,7 +18,7 @@ from fixtures.images import calibration_images, folder_photos, to_nchw01
 from fixtures.voc import synthetic_samples
 from models.checkpoint import Trusted, checkpoint_label
 from models.export import ExportSession
-from models.export.cache import arrays_digest, cache_root, weights_digest
+from models.export.cache import arrays_digest, cache_root, key_lock, weights_digest
 from models.fixture_weights import CommittedWeights
 from models.registry import ModelSpec, count_parameters
 
@@ -168,11 +168,12 @@ class ReferenceStore:
             arrays_digest([images] + ([labels] if labels is not None else [])),
         ]).encode()).hexdigest()[:16]
         path = (self.cache_dir or cache_root()) / "fixture_weights" / f"{spec.name}-{key}.pt"
-        if path.is_file():
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return model.eval(), f"{label} (cached {path.name})"
-        model = spec.fixture_weights(model, images)
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(model.state_dict(), path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
+        with key_lock(path):  # parallel workers fit once; the others load the file
+            if path.is_file():
+                model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+                return model.eval(), f"{label} (cached {path.name})"
+            model = spec.fixture_weights(model, images)
+            torch.save(model.state_dict(), path.with_suffix(".tmp"))
+            path.with_suffix(".tmp").replace(path)
         return model.eval(), label

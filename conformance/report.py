@@ -534,8 +534,14 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
-    if value is None or isinstance(value, bool | int | str):
-        return value
+    # Exact builtin types: a subclass (torch.__version__ is a str subclass) is data to
+    # json but not to execnet, which refuses it and stops an xdist run.
+    if value is None or isinstance(value, bool):
+        return value if value is None else bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, str):
+        return str(value)
     tolist = getattr(value, "tolist", None)  # numpy scalars and small arrays
     return _plain(tolist()) if callable(tolist) else str(value)
 

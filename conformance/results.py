@@ -7,6 +7,7 @@ JSON/HTML reports at the end of the session (see `conformance/report.py`).
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -66,6 +67,9 @@ def record_case(
     if result is None:
         result = CaseResult(suite=suite, model=model, format=format, profile=profile,
                             nodeid=node.nodeid)
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        if worker:  # under pytest -n: which worker measured it (merged by the controller)
+            result.info["worker"] = worker
         node.stash[RESULT_KEY] = result
         for key in ("suite", "model", "format", "profile"):
             node.user_properties.append((key, getattr(result, key)))

@@ -24,6 +24,10 @@ EAGER = "torch_eager"
 WARMUP, ROUNDS = 3, 7  # TorchScript's profiling executor optimises over the first runs
 
 
+# Under pytest-xdist no other worker runs while a latency case is timed (conformance/parallel.py).
+pytestmark = pytest.mark.timed_alone
+
+
 def _torch_available() -> bool:
     try:
         import torch  # noqa: F401
@@ -78,6 +82,8 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
             return runner.run(inputs)
 
         result.info.update(**runner.describe(), artifact=artifact.label)
+    if benchmark.disabled:
+        pytest.skip("latency not measured: pytest-benchmark is disabled (--benchmark-disable)")
     benchmark.group = f"{case.model} ({profile_name}, {threads} threads)"
     benchmark.pedantic(infer, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
     data = np.asarray(benchmark.stats.stats.data) * 1000.0

@@ -17,7 +17,9 @@ from models.export.cache import (
     arrays_digest,
     cache_root,
     content_key,
+    key_lock,
     library_versions,
+    log_conversion,
     source_digest,
     tool_version,
 )
@@ -202,25 +204,37 @@ class ExportSession:
         fmt = FORMATS[format_name]
         # The suite's own upstream: a user's fp32 file must not be quantised under our key.
         upstream = self.export_own(fmt.upstream).path if fmt.upstream else None
-        folder = (self.root or cache_root()) / self.spec.name
+        root = self.root or cache_root()
+        folder = root / self.spec.name
         folder.mkdir(parents=True, exist_ok=True)
         stem = f"{fmt.name}-{self.key(fmt)}"
         path, meta_path = folder / f"{stem}{fmt.suffix}", folder / f"{stem}.json"
         error_path = folder / f"{stem}.error.json"
+        # Another process (an xdist worker, a host on a shared cache) may be converting the
+        # same key: wait for it and reuse its file rather than convert twice.
+        with key_lock(folder / stem):
+            artifact = self._cached(fmt, path, meta_path, error_path)
+            if artifact is None:
+                artifact = self._convert(fmt, path, meta_path, error_path, upstream)
+                log_conversion(root, {"model": self.spec.name, "format": fmt.name,
+                                      "key": path.stem,
+                                      "seconds": artifact.meta["export_seconds"]})
+        self.artifacts[format_name] = artifact
+        return artifact
+
+    def _cached(self, fmt: ExportFormat, path: Path, meta_path: Path,
+                error_path: Path) -> Artifact | None:
         if error_path.exists():
             # A deterministic conversion that failed once fails again: say so without redoing it.
             error = json.loads(error_path.read_text())
             raise ExportError(f"{self.spec.name} -> {fmt.name}: {error['error']} "
                               f"(cached failure; delete {error_path} to retry)")
-        if path.exists() and meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            # Files cached before rewrites were recorded: their key says none were applied.
-            meta.setdefault("rewrites", list(self.rewrites(fmt)))
-            artifact = Artifact(self.spec.name, fmt.name, path, meta, cache_hit=True)
-        else:
-            artifact = self._convert(fmt, path, meta_path, error_path, upstream)
-        self.artifacts[format_name] = artifact
-        return artifact
+        if not (path.exists() and meta_path.exists()):
+            return None
+        meta = json.loads(meta_path.read_text())
+        # Files cached before rewrites were recorded: their key says none were applied.
+        meta.setdefault("rewrites", list(self.rewrites(fmt)))
+        return Artifact(self.spec.name, fmt.name, path, meta, cache_hit=True)
 
     def _convert(self, fmt: ExportFormat, path: Path, meta_path: Path, error_path: Path,
                  upstream: Path | None) -> Artifact:

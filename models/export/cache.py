@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,6 +25,23 @@ def cache_root() -> Path:
     root = Path(os.environ.get("SEGCONFORM_CACHE", REPO_ROOT / ".cache" / "segconform"))
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def key_lock(path: Path) -> FileLock:
+    """An inter-process lock for one cache entry (`<path>.lock` beside it).
+
+    xdist workers and hosts sharing a cache directory hold it while they check for an
+    entry and make it, so the second one waits and reuses the first one's file.
+    """
+    return FileLock(path.with_name(path.name + ".lock"))
+
+
+def log_conversion(root: Path, entry: dict) -> None:
+    """Append one line per real conversion to `<root>/conversions.jsonl` (who made what)."""
+    line = json.dumps({**entry, "pid": os.getpid(),
+                       "worker": os.environ.get("PYTEST_XDIST_WORKER", "")}) + "\n"
+    with open(root / "conversions.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(line)  # one write of one line: appends from several processes stay whole
 
 
 def library_versions(names: Iterable[str]) -> dict[str, str]:
