@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -20,36 +21,52 @@ SLICE = ("conformance/test_parity.py", "conformance/test_accuracy.py", "-m", "cp
          "-k", "deeplabv3plus_mnv3_lite-torchscript]")
 
 
-def test_two_workers_merge_reports_and_convert_each_artifact_once(tmp_path: Path) -> None:
-    cache = tmp_path / "cache"
+def _run_slice(tmp_path: Path, *distribution: str) -> tuple[list[dict], Path, Path, str]:
     junit, page = tmp_path / "junit.xml", tmp_path / "report.html"
     code, output, results = run_suite(
-        tmp_path, "-n", "2", "--dist", "loadscope", f"--export-cache={cache}",
-        f"--junitxml={junit}", f"--html={page}", "--self-contained-html", *SLICE)
+        tmp_path, *distribution, "--dist", "loadscope", f"--junitxml={junit}",
+        f"--html={page}", "--self-contained-html", *SLICE)
     assert code == 0, output[-3000:]
-
     cases = results["results"]
     assert results["summary"]["total"] == len(cases) == 2, output[-2000:]
     assert {r["outcome"] for r in cases} == {"passed"}, [(r["nodeid"], r["message"])
                                                          for r in cases]
-    assert {r["info"]["worker"] for r in cases} == {"gw0", "gw1"}, "not spread over 2 workers"
-    # The JUnit file and the HTML page hold every worker's cases too.
+    assert len({r["info"]["worker"] for r in cases}) == 2, "not spread over 2 workers"
+    # The controller's JUnit file and HTML page hold every worker's cases.
     testcases = ET.parse(junit).getroot().iter("testcase")
     assert len([t for t in testcases if t.get("classname", "").startswith("conformance")]) == 2
     text = page.read_text(encoding="utf-8")
     assert all(r["nodeid"].split("::")[-1] in text for r in cases)
+    return cases, junit, page, output
 
-    conversions = [json.loads(line) for line in
-                   (cache / "conversions.jsonl").read_text().splitlines()]
+
+def _conversions(cache: Path) -> list[dict]:
+    log = cache / "conversions.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_two_workers_merge_reports_and_convert_each_artifact_once(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cases, *_ = _run_slice(tmp_path, "-n", "2", f"--export-cache={cache}")
+    conversions = _conversions(cache)
     per_key = Counter(c["key"] for c in conversions)
-    assert per_key and max(per_key.values()) == 1, f"converted more than once: {per_key}"
-    assert [c["format"] for c in conversions] == ["torchscript"]
-    # Both workers ran a case on the same converted file: one converted, one waited.
-    by_artifact = {}
+    assert [c["format"] for c in conversions] == ["torchscript"], f"per key: {per_key}"
+    # Both workers ran a case on the same file: one converted it, the other waited for it.
+    workers_per_artifact = {r["info"]["artifact"]: set() for r in cases}
     for r in cases:
-        if "artifact" in r["info"]:
-            by_artifact.setdefault(r["info"]["artifact"], set()).add(r["info"]["worker"])
-    assert any(len(workers) == 2 for workers in by_artifact.values()), by_artifact
+        workers_per_artifact[r["info"]["artifact"]].add(r["info"]["worker"])
+    assert [len(w) for w in workers_per_artifact.values()] == [2], workers_per_artifact
+
+
+def test_execnet_gateways_each_with_its_own_cache(tmp_path: Path) -> None:
+    """Two hosts of a sweep, here two popen gateways: each converts into its own cache."""
+    python = sys.executable
+    caches = [tmp_path / "host-a", tmp_path / "host-b"]
+    gateways = [arg for cache in caches for arg in (
+        "--tx", f"popen//python={python}//env:SEGCONFORM_CACHE={cache}")]
+    _run_slice(tmp_path, *gateways)
+    assert [[c["format"] for c in _conversions(cache)] for cache in caches] == [
+        ["torchscript"], ["torchscript"]]
 
 
 class _TorchVersionLike(str):
