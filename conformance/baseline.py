@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,9 @@ from conformance.metric_catalog import METRICS
 
 Key = tuple[str, str, str, str]  # suite, model, format, profile
 _MISSING = pytest.StashKey[list[Key]]()
+_LOADED = pytest.StashKey[dict[Key, dict[str, float]]]()
 
 
-@cache
 def load_baseline(path: str) -> dict[Key, dict[str, float]]:
     """Metrics per (suite, model, format, profile) of a results.json; ValueError if not one."""
     try:
@@ -62,10 +61,14 @@ def baseline_regressions(config: pytest.Config, budgets: dict, suite: str, model
     path = config.getoption("--baseline")
     if not path:
         return []
-    try:
-        before = load_baseline(str(path)).get((suite, model, fmt, profile))
-    except ValueError as err:  # pytest_configure checks it first; this is a second line
-        raise pytest.UsageError(str(err)) from err
+    if _LOADED not in config.stash:
+        # Once per session, not per process: the file may change between two sessions run
+        # in one interpreter.
+        try:
+            config.stash[_LOADED] = load_baseline(str(path))
+        except ValueError as err:  # pytest_configure checks it first; this is a second line
+            raise pytest.UsageError(str(err)) from err
+    before = config.stash[_LOADED].get((suite, model, fmt, profile))
     if before is None:
         config.stash.setdefault(_MISSING, []).append((suite, model, fmt, profile))
         return []

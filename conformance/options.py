@@ -12,6 +12,7 @@ from conformance.profiles import DEVICE_MARKERS, load_profiles
 
 # model -> format -> a user's exported file, parsed once from --artifact at configure time.
 USER_ARTIFACTS = pytest.StashKey[dict]()
+_CACHE_BEFORE = pytest.StashKey["str | None"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +56,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Refuse bad options with one line before any test runs."""
     cache = config.getoption("--export-cache")
     if cache:
+        # Restored at unconfigure: an in-process session (pytester) must not move its host's cache.
+        config.stash[_CACHE_BEFORE] = os.environ.get("SEGCONFORM_CACHE")
         os.environ["SEGCONFORM_CACHE"] = str(Path(cache).resolve())
     from conformance.baseline import load_baseline
     from conformance.budgets import load_budgets
@@ -72,6 +75,17 @@ def pytest_configure(config: pytest.Config) -> None:
         reason = unwritable(path, folder)
         if reason:
             raise pytest.UsageError(f"{option} {value}: cannot write there ({reason})")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Put $SEGCONFORM_CACHE back as it was before --export-cache."""
+    if _CACHE_BEFORE not in config.stash:
+        return
+    before = config.stash[_CACHE_BEFORE]
+    if before is None:
+        os.environ.pop("SEGCONFORM_CACHE", None)
+    else:
+        os.environ["SEGCONFORM_CACHE"] = before
 
 
 def _output_paths(config: pytest.Config) -> list[tuple[str, str, Path, bool]]:

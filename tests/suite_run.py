@@ -1,4 +1,9 @@
-"""Run the conformance suite in a subprocess, as a user would, with outputs kept in tmp."""
+"""Run the conformance suite as a user would, with outputs kept in tmp.
+
+`run_suite` starts a fresh interpreter: for what needs one (pytest -n, a second process to
+compare with). `run_suite_in_process` runs the same command line inside this interpreter,
+so torch and the converters are imported once, not once per run.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,39 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+def suite_arguments(tmp_path: Path, *args: str) -> list[str]:
+    """The command line: no addopts (no HTML/JUnit), JSON report and bundles under tmp."""
+    return ["-p", "no:cacheprovider", "-o", "addopts=", "-o", "junit_family=xunit1",
+            f"--report-json={tmp_path / 'results.json'}",
+            f"--bundle-dir={tmp_path / 'bundles'}", "-q", *args]
+
+
+def _results(tmp_path: Path) -> dict:
+    report = tmp_path / "results.json"
+    return json.loads(report.read_text()) if report.is_file() else {}
 
 
 def run_suite(tmp_path: Path, *args: str, timeout: int = 900) -> tuple[int, str, dict]:
-    """(exit code, output, results.json) of `pytest ARGS` with reports and bundles in tmp."""
-    report = tmp_path / "results.json"
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=",
-               "-o", "junit_family=xunit1", f"--report-json={report}",
-               f"--bundle-dir={tmp_path / 'bundles'}", "-q", *args]
+    """(exit code, output, results.json) of `pytest ARGS` in a new interpreter."""
+    command = [sys.executable, "-m", "pytest", *suite_arguments(tmp_path, *args)]
     run = subprocess.run(command, cwd=ROOT, env=dict(os.environ), capture_output=True,
                          text=True, timeout=timeout, check=False)
-    results = json.loads(report.read_text()) if report.is_file() else {}
-    return run.returncode, run.stdout + run.stderr, results
+    return run.returncode, run.stdout + run.stderr, _results(tmp_path)
+
+
+def run_suite_in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                         tmp_path: Path, *args: str) -> tuple[int, str, dict]:
+    """(exit code, output, results.json) of `pytest ARGS` run inside this interpreter.
+
+    `pytest.main`, not pytester's inline run: that one drops every module the run imported
+    when it ends, and torch's lazily imported submodules cannot be imported twice.
+    """
+    monkeypatch.chdir(ROOT)
+    capsys.readouterr()
+    code = pytest.main(suite_arguments(tmp_path, *args))
+    out, err = capsys.readouterr()
+    return int(code), out + err, _results(tmp_path)

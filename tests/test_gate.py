@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.suite_run import run_suite
-
 CASE = "conformance/test_parity.py::test_parity[deeplabv3plus_mnv3_lite-onnx]"
 
 
-def test_budget_lowered_below_the_measurement_turns_the_run_red(tmp_path: Path) -> None:
-    code, out, results = run_suite(tmp_path, CASE, "--budget", "parity.onnx.min_snr_db=1000")
+def test_budget_lowered_below_the_measurement_turns_the_run_red(
+        tmp_path: Path, inline_suite) -> None:
+    code, out, results = inline_suite(tmp_path, CASE, "--budget",
+                                      "parity.onnx.min_snr_db=1000")
     assert code == 1, out[-2000:]
     message = results["results"][0]["message"]
     for part in ("deeplabv3plus_mnv3_lite-onnx", "snr_db = ", "budget >= 1000"):
@@ -19,14 +19,16 @@ def test_budget_lowered_below_the_measurement_turns_the_run_red(tmp_path: Path) 
     assert "parity" in out and "snr_db" in out
 
 
-def test_malformed_budget_override_is_a_usage_error(tmp_path: Path) -> None:
-    code, out, _ = run_suite(tmp_path, CASE, "--budget", "parity.onnx.snr=3")
+def test_malformed_budget_override_is_a_usage_error(
+        tmp_path: Path, inline_suite) -> None:
+    code, out, _ = inline_suite(tmp_path, CASE, "--budget", "parity.onnx.snr=3")
     assert code == 4, out[-2000:]
     assert "budget keys start with min_ or max_" in out
 
 
-def test_baseline_gate_fails_on_a_drop_larger_than_allowed(tmp_path: Path) -> None:
-    code, out, results = run_suite(tmp_path, CASE)
+def test_baseline_gate_fails_on_a_drop_larger_than_allowed(
+        tmp_path: Path, inline_suite) -> None:
+    code, out, results = inline_suite(tmp_path, CASE)
     assert code == 0, out[-2000:]
     row = results["results"][0]
     assert row["metrics"]["argmax_agreement"] == 1.0
@@ -35,19 +37,20 @@ def test_baseline_gate_fails_on_a_drop_larger_than_allowed(tmp_path: Path) -> No
                                                            "argmax_agreement": 1.5}}]}
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps(better))
-    code, out, results = run_suite(tmp_path, CASE, f"--baseline={baseline}")
+    code, out, results = inline_suite(tmp_path, CASE, f"--baseline={baseline}")
     assert code == 1, out[-2000:]
     assert "argmax_agreement fell from 1.5 to 1" in results["results"][0]["message"]
     # Within the allowed delta (0.005): passes.
     close = {**results, "results": [{**row, "metrics": {**row["metrics"],
                                                           "argmax_agreement": 1.004}}]}
     baseline.write_text(json.dumps(close))
-    code, out, _ = run_suite(tmp_path, CASE, f"--baseline={baseline}")
+    code, out, _ = inline_suite(tmp_path, CASE, f"--baseline={baseline}")
     assert code == 0, out[-2000:]
 
 
-def test_pi5_latency_budget_skips_off_device_with_the_local_figure(tmp_path: Path) -> None:
-    code, out, results = run_suite(
+def test_pi5_latency_budget_skips_off_device_with_the_local_figure(
+        tmp_path: Path, inline_suite) -> None:
+    code, out, results = inline_suite(
         tmp_path, "conformance/test_latency.py", "-m", "pi5", "-k",
         "deeplabv3plus_mnv3_lite and (torch_eager or tflite_int8)", "-rs")
     assert code == 0, out[-2000:]

@@ -14,7 +14,6 @@ from models.registry import InputSpec, ModelSpec
 from models.runtimes import ArtifactError
 from models.runtimes.signature import FileSignature, TensorSignature
 from models.user_artifact import infer_format, open_user_artifact, tflite_format
-from tests.suite_run import run_suite
 
 LITE = "deeplabv3plus_mnv3_lite"
 SIZE = 256
@@ -220,10 +219,10 @@ def test_unknown_model_is_a_usage_error_listing_the_known_names(tmp_path: Path) 
     assert parse_artifacts([f"{LITE}={path}"]) == {LITE: {"onnx": path}}
 
 
-def test_unknown_model_stops_the_run_before_any_test(tmp_path: Path) -> None:
+def test_unknown_model_stops_the_run_before_any_test(tmp_path: Path, inline_suite) -> None:
     path = tmp_path / "x.onnx"
     path.write_bytes(b"x")
-    code, out, _ = run_suite(tmp_path, "conformance/test_parity.py", "--collect-only",
+    code, out, _ = inline_suite(tmp_path, "conformance/test_parity.py", "--collect-only",
                              f"--artifact=nosuch={path}")
     assert code == 4, out[-2000:]
     assert "--artifact 'nosuch=" in out and f"known: deeplabv3plus_mnv3_conventional, {LITE}" in out
@@ -290,7 +289,8 @@ def _users_nhwc_tflite(model: nn.Module) -> Path:
     return path
 
 
-def test_users_nhwc_tflite_passes_parity_and_a_wrong_file_fails_alone(tmp_path: Path) -> None:
+def test_users_nhwc_tflite_passes_parity_and_a_wrong_file_fails_alone(
+        tmp_path: Path, inline_suite) -> None:
     from models.export.cache import file_sha256
 
     model = _lite_with_spread_classifier()
@@ -300,7 +300,7 @@ def test_users_nhwc_tflite_passes_parity_and_a_wrong_file_fails_alone(tmp_path: 
     shutil.copy(_users_nhwc_tflite(model), tflite)
     wrong = _onnx(nn.Conv2d(3, 91, 1), tmp_path / "wrong.onnx", (1, 3, SIZE, SIZE))
     cache = tmp_path / "cache"
-    code, out, results = run_suite(
+    code, out, results = inline_suite(
         tmp_path, "conformance/test_parity.py", "-k", f"{LITE}-tflite_fp32 or {LITE}-onnx",
         f"--checkpoint={LITE}={checkpoint}", f"--artifact={LITE}={tflite}",
         f"--artifact={LITE}:onnx={wrong}", f"--export-cache={cache}")
@@ -325,7 +325,8 @@ def test_users_nhwc_tflite_passes_parity_and_a_wrong_file_fails_alone(tmp_path: 
 # --- (e) FastSAM-s exported by ultralytics itself ---------------------------------------------
 
 
-def test_ultralytics_onnx_of_fastsam_runs_through_prompt_masks_and_parity(tmp_path: Path) -> None:
+def test_ultralytics_onnx_of_fastsam_runs_through_prompt_masks_and_parity(
+        tmp_path: Path, inline_suite) -> None:
     """ultralytics' ONNX keeps box rows in pixels and names proto 'output1': both handled."""
     from models import fastsam
 
@@ -337,7 +338,7 @@ def test_ultralytics_onnx_of_fastsam_runs_through_prompt_masks_and_parity(tmp_pa
 
     exported = Path(YOLO(str(checkpoint), task="segment").export(
         format="onnx", imgsz=fastsam.EDGE_SIZE, simplify=False, opset=17, dynamic=False))
-    code, out, results = run_suite(
+    code, out, results = inline_suite(
         tmp_path, "conformance/test_prompt_masks.py", "conformance/test_parity.py",
         "-k", "fastsam_s-onnx", f"--artifact=fastsam_s={exported}",
         f"--export-cache={tmp_path / 'cache'}")

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import torch
 
-from tests.suite_run import run_suite
 
-
-def test_parity_suite_runs_on_a_user_deeplab_checkpoint(tmp_path: Path) -> None:
+def test_parity_suite_runs_on_a_user_deeplab_checkpoint(tmp_path: Path, inline_suite) -> None:
     from models.registry import get_spec
 
     spec = get_spec("deeplabv3plus_mnv3_lite")
@@ -20,7 +18,7 @@ def test_parity_suite_runs_on_a_user_deeplab_checkpoint(tmp_path: Path) -> None:
         model.classifier.weight.mul_(3.0)
     checkpoint = tmp_path / "user_lite.pt"
     torch.save(model.state_dict(), checkpoint)
-    code, out, results = run_suite(
+    code, out, results = inline_suite(
         tmp_path, "conformance/test_parity.py", "-k", "deeplabv3plus_mnv3_lite-onnx",
         f"--checkpoint=deeplabv3plus_mnv3_lite={checkpoint}",
         f"--export-cache={tmp_path / 'cache'}")
@@ -31,7 +29,7 @@ def test_parity_suite_runs_on_a_user_deeplab_checkpoint(tmp_path: Path) -> None:
     assert code == 0
 
 
-def test_a_pickled_checkpoint_runs_only_with_trust_checkpoint(tmp_path: Path) -> None:
+def test_a_pickled_checkpoint_runs_only_with_trust_checkpoint(tmp_path: Path, inline_suite) -> None:
     from models.registry import get_spec
     from tests.pickle_payload import WritesMarker
 
@@ -44,13 +42,13 @@ def test_a_pickled_checkpoint_runs_only_with_trust_checkpoint(tmp_path: Path) ->
             "-k", "deeplabv3plus_mnv3_lite-torchscript and not torchscript_lite",
             f"--checkpoint=deeplabv3plus_mnv3_lite={checkpoint}",
             f"--export-cache={tmp_path / 'cache'}")
-    code, out, _ = run_suite(tmp_path, *args)
+    code, out, _ = inline_suite(tmp_path, *args)
     assert code != 0 and not marker.exists(), out[-3000:]
     assert (f"{checkpoint}: needs pickle to load (it holds Python objects such as "
             "tests.pickle_payload.write_marker, not only tensors); pickle can run code: re-run "
             f"with --trust-checkpoint {checkpoint} if you trust it") in out, out[-3000:]
 
-    code, out, results = run_suite(tmp_path, *args, f"--trust-checkpoint={checkpoint}")
+    code, out, results = inline_suite(tmp_path, *args, f"--trust-checkpoint={checkpoint}")
     assert marker.exists()
     row = next(r for r in results["results"]
                if r["format"] == "torchscript" and r["profile"] == "cpu")
@@ -59,14 +57,14 @@ def test_a_pickled_checkpoint_runs_only_with_trust_checkpoint(tmp_path: Path) ->
     assert row["outcome"] == "passed" and code == 0, out[-3000:]
 
 
-def test_prompt_mask_suite_runs_on_a_user_fastsam_checkpoint(tmp_path: Path) -> None:
+def test_prompt_mask_suite_runs_on_a_user_fastsam_checkpoint(tmp_path: Path, inline_suite) -> None:
     from models import fastsam
 
     module = fastsam.build_fastsam_s()
     fastsam.fastsam_fixture_weights(module)
     checkpoint = fastsam.save_fastsam_checkpoint(module, tmp_path / "FastSAM-s.pt")
     # ultralytics checkpoints pickle whole modules: this one is trusted on the command line.
-    code, out, results = run_suite(
+    code, out, results = inline_suite(
         tmp_path, "conformance/test_prompt_masks.py", "-k", "fastsam_s-onnx",
         f"--checkpoint=fastsam_s={checkpoint}", f"--trust-checkpoint={checkpoint}",
         f"--export-cache={tmp_path / 'cache'}")
