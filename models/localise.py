@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from conformance.metrics.parity import cosine_similarity, snr_db
+
 LOCALISABLE_FORMATS = ("onnx", "tflite_fp32", "tflite_fp16", "tflite_int8")
 SNR_FLOOR_DB = 30.0  # below this a layer has clearly diverged
 SNR_DROP_DB = 20.0  # ...or when it falls this much below every mapped layer before it
@@ -100,25 +102,6 @@ class Localisation:
 
 def _db(value: float) -> str:
     return "inf" if math.isinf(value) and value > 0 else f"{value:.1f}"
-
-
-def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
-    """SNR of `got` against `ref` in dB (inf when identical)."""
-    ref64 = ref.astype(np.float64)
-    noise = float(np.sum((got.astype(np.float64) - ref64) ** 2))
-    signal = float(np.sum(ref64 * ref64))
-    if noise == 0.0:
-        return math.inf
-    return -math.inf if signal == 0.0 else 10.0 * math.log10(signal / noise)
-
-
-def cosine(ref: np.ndarray, got: np.ndarray) -> float:
-    """Cosine of the flattened tensors (1 for two zero tensors)."""
-    a, b = ref.astype(np.float64).ravel(), got.astype(np.float64).ravel()
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na == 0.0 or nb == 0.0:
-        return 1.0 if na == nb else 0.0
-    return float(np.dot(a, b) / (na * nb))
 
 
 def torch_intermediates(model, inputs: dict[str, np.ndarray],
@@ -268,7 +251,7 @@ def _aligned(tensor: Tensor, shape: tuple[int, ...]) -> np.ndarray | None:
 def _row(torch_row, tensor: Tensor) -> LayerDiff:
     path, kind, ref = torch_row
     got = _aligned(tensor, ref.shape)
-    return LayerDiff(path, kind, tuple(ref.shape), snr_db(ref, got), cosine(ref, got),
+    return LayerDiff(path, kind, tuple(ref.shape), snr_db(ref, got), cosine_similarity(ref, got),
                      tensor.name)
 
 
@@ -297,7 +280,8 @@ def map_by_order(torch_rows, exported) -> list[tuple[int, int]]:
         candidates = [k for k in range(position, len(exported))
                       if _aligned(exported[k], ref.shape) is not None][:LOOKAHEAD]
         if candidates:
-            best = max(candidates, key=lambda k: cosine(ref, _aligned(exported[k], ref.shape)))
+            best = max(candidates,
+                       key=lambda k: cosine_similarity(ref, _aligned(exported[k], ref.shape)))
             pairs.append((t, best))
             position = best  # not +1: a fused op's tensor may serve the next module too
     return pairs

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.runtimes import IOSpec, load_runner
+from tests.suite_run import run_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 LITE = "deeplabv3plus_mnv3_lite"
@@ -82,24 +79,24 @@ def test_two_runs_of_an_artifact_are_identical(lite, fmt: str) -> None:
     assert figures[0] == figures[1]
 
 
-def run_suite(tmp_path: Path, name: str) -> dict[tuple[str, str], dict[str, float]]:
-    """Parity and latency of the lite ONNX case in a fresh interpreter; metrics by case."""
-    results = tmp_path / f"{name}.json"
-    env = dict(os.environ)
-    # Bundles go to tmp: these runs' must not replace the repository's reports/bundles.
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-o", "addopts=--strict-markers", f"--bundle-dir={tmp_path / 'bundles'}",
-               "--report-json", str(results), "conformance/test_parity.py",
-               "conformance/test_latency.py", "-k", f"{LITE} and onnx and not cuda"]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900, check=False)
-    assert results.is_file(), (done.stdout + done.stderr)[-3000:]
-    rows = json.loads(results.read_text())["results"]
-    return {(row["suite"], row["format"]): row["metrics"] for row in rows}
+SLICE = ("conformance/test_parity.py", "conformance/test_latency.py",
+         "-k", f"{LITE} and onnx and not cuda")
 
 
-def test_two_suite_runs_differ_only_in_latency(tmp_path: Path) -> None:
-    first, second = run_suite(tmp_path, "first"), run_suite(tmp_path, "second")
+def _by_case(results: dict) -> dict[tuple[str, str], dict[str, float]]:
+    return {(row["suite"], row["format"]): row["metrics"] for row in results["results"]}
+
+
+def test_two_suite_runs_differ_only_in_latency(tmp_path: Path, inline_suite) -> None:
+    """One run in a fresh interpreter, one in this one: two processes, the same figures."""
+    fresh, here = tmp_path / "fresh", tmp_path / "here"
+    fresh.mkdir()
+    here.mkdir()
+    _, out, fresh_results = run_suite(fresh, *SLICE)
+    assert fresh_results, out[-3000:]
+    _, out, here_results = inline_suite(here, *SLICE)
+    assert here_results, out[-3000:]
+    first, second = _by_case(fresh_results), _by_case(here_results)
     assert set(first) == set(second) == {("parity", "onnx"), ("latency", "onnx")}
     assert set(LATENCY_METRICS[:3]) <= set(first["latency", "onnx"])
     for case, metrics in first.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,12 +45,14 @@ def snr_db(ref: np.ndarray, got: np.ndarray) -> float:
 def cosine_similarity(ref: np.ndarray, got: np.ndarray) -> float:
     """Cosine of the flattened tensors (1.0 for two all-zero tensors)."""
     a, b = ref.astype(np.float64).ravel(), got.astype(np.float64).ravel()
-    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    # np.sum, not np.dot / np.linalg.norm: those go to multi-threaded BLAS, whose partial sums
+    # follow its thread count, so the last digits changed with the process that ran them.
+    na, nb = math.sqrt(float(np.sum(a * a))), math.sqrt(float(np.sum(b * b)))
     if na == 0.0 and nb == 0.0:
         return 1.0
     if na == 0.0 or nb == 0.0:
         return 0.0
-    return float(np.dot(a, b) / (na * nb))
+    return float(np.sum(a * b)) / (na * nb)
 
 
 # Two classes whose PyTorch logits differ by less than this fraction of that pixel's own
