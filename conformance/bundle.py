@@ -47,9 +47,34 @@ def _tflite_io(path: Path) -> dict:
             "outputs": describe(interpreter.get_output_details())}
 
 
+def activation_ranges(path: Path) -> dict[str, list[float]]:
+    """Real [min, max] of each quantised activation of a .tflite: the calibrated ranges."""
+    from models.export.edgetpu_graph import read_graph
+    from models.runtimes.tflite import make_interpreter
+
+    graph = read_graph(path)
+    activations = {t.index for op in graph.ops for t in (*op.inputs, *op.outputs)
+                   if t is not None and not t.constant}
+    ranges = {}
+    for detail in make_interpreter(path, threads=1).get_tensor_details():
+        scale, zero_point = detail["quantization"]
+        dtype = np.dtype(detail["dtype"])
+        if detail["index"] not in activations or not scale or dtype.kind not in "iu":
+            continue
+        limits = np.iinfo(dtype)
+        ranges[detail["name"]] = [float(np.float32(scale * (limits.min - zero_point))),
+                                  float(np.float32(scale * (limits.max - zero_point)))]
+    return ranges
+
+
 def write_bundle(root: Path, spec, fmt: str, artifact, inputs: list[dict[str, np.ndarray]],
-                 outputs: list[dict[str, np.ndarray]], weights: str) -> Path:
-    """Write (or refresh) the bundle of one model x format under root/model/format."""
+                 outputs: list[dict[str, np.ndarray]], weights: str,
+                 calibration: str = "") -> Path:
+    """Write (or refresh) the bundle of one model x format under root/model/format.
+
+    `calibration` says which images calibrated a quantised artifact; its activation ranges
+    then go into the manifest too.
+    """
     folder = Path(root) / spec.name / fmt
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"model{artifact.path.suffix}"
@@ -79,6 +104,13 @@ def write_bundle(root: Path, spec, fmt: str, artifact, inputs: list[dict[str, np
     }
     if artifact.path.suffix == ".tflite":
         manifest["tflite_io"] = _tflite_io(target)
+    if calibration:
+        manifest["calibration"] = calibration
+        if artifact.path.suffix == ".tflite":
+            try:
+                manifest["activation_ranges"] = activation_ranges(target)
+            except Exception as err:  # the bundle is still usable without them
+                manifest["activation_ranges"] = {"error": f"{type(err).__name__}: {err}"}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1, default=str))
     return folder
 

@@ -29,15 +29,18 @@ def profile_name(pytestconfig: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def references(pytestconfig: pytest.Config, profile_name: str):
     """PyTorch references and export sessions, built once per model."""
-    from conformance.reference import ReferenceStore
+    from conformance.reference import CALIBRATION_COUNT, ReferenceStore
 
     images = pytestconfig.getoption("--images")
+    calibration = pytestconfig.getoption("--calibration")
     return ReferenceStore(
         checkpoints=parse_pairs(pytestconfig.getoption("--checkpoint"), "--checkpoint"),
         trusted=parse_trusted(pytestconfig.getoption("--trust-checkpoint")),
         images_dir=Path(images) if images else None,
         threads=load_profiles()["cpu"].threads,
         artifacts=pytestconfig.stash.get(USER_ARTIFACTS, {}),
+        calibration_dir=Path(calibration) if calibration else None,
+        calibration_count=pytestconfig.getoption("--calibration-count") or CALIBRATION_COUNT,
     )
 
 

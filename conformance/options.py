@@ -32,6 +32,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(format from the file when omitted; repeatable)")
     group.addoption("--images", default=None, metavar="DIR",
                     help="evaluate on the images in DIR instead of the fixture images")
+    group.addoption("--calibration", default=None, metavar="DIR",
+                    help="calibrate int8 exports on the images in DIR (default: the fixture "
+                         "calibration photos, disjoint from the evaluation images)")
+    group.addoption("--calibration-count", type=int, default=None, metavar="N",
+                    help="calibrate on the first N images (default 16)")
     group.addoption("--voc-root", default=None, metavar="PATH",
                     help="a VOCdevkit folder for mIoU against real ground truth")
     group.addoption("--voc-limit", type=int, default=None, metavar="N",
@@ -69,6 +74,11 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
     parse_pairs(config.getoption("--checkpoint"), "--checkpoint")
+    problem = calibration_problem(config.getoption("--calibration"),
+                                  config.getoption("--calibration-count"),
+                                  config.getoption("--images"))
+    if problem:
+        raise pytest.UsageError(problem)
     if config.getoption("--artifact"):  # models are imported only when asked for
         config.stash[USER_ARTIFACTS] = parse_artifacts(config.getoption("--artifact"))
     for option, value, path, folder in _output_paths(config):
@@ -86,6 +96,33 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         os.environ.pop("SEGCONFORM_CACHE", None)
     else:
         os.environ["SEGCONFORM_CACHE"] = before
+
+
+def calibration_problem(folder: str | None, count: int | None,
+                        images: str | None) -> str | None:
+    """One line on what is wrong with --calibration / --calibration-count, else None."""
+    if count is not None and count < 1:
+        return f"--calibration-count {count}: must be at least 1"
+    if folder is None:
+        return None
+    from fixtures.images import image_files
+    from models.export.cache import file_sha256
+
+    try:
+        files = image_files(Path(folder), "--calibration")
+    except FileNotFoundError as err:
+        return str(err)
+    if images:
+        try:
+            evaluated = {file_sha256(p): p.name for p in image_files(Path(images), "--images")}
+        except FileNotFoundError as err:
+            return str(err)
+        shared = [p.name for p in files[:count] if file_sha256(p) in evaluated]
+        if shared:
+            # Calibrating on the images a case is judged on flatters int8.
+            return (f"--calibration {folder}: {len(shared)} image(s) also in --images "
+                    f"{images} ({', '.join(shared[:5])}); calibrate on other images")
+    return None
 
 
 def _output_paths(config: pytest.Config) -> list[tuple[str, str, Path, bool]]:

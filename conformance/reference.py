@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fixtures.images import calibration_images, folder_photos, to_nchw01
+from fixtures.images import CALIBRATION_PHOTOS, calibration_images, folder_photos, to_nchw01
 from fixtures.voc import synthetic_samples
 from models.checkpoint import Trusted, checkpoint_label
 from models.export import ExportSession
@@ -25,6 +25,8 @@ from models.registry import ModelSpec, count_parameters
 # Bump when the way fixture weights are made changes, so cached weights are not reused.
 FIXTURE_WEIGHTS_VERSION = "1"
 EVAL_SEED, TRAIN_SEED = 2, 1
+CALIBRATION_SEED = TRAIN_SEED + 100  # synthetic calibration images: a seed of their own
+CALIBRATION_COUNT = 16  # default --calibration-count
 
 
 @dataclass
@@ -41,6 +43,7 @@ class Reference:
     outputs: list[dict[str, np.ndarray]]
     calibration: list[dict[str, np.ndarray]] = field(default_factory=list)
     fixture: bool = True  # False when a user's checkpoint is loaded
+    calibration_source: str = ""  # which images calibrated the int8 exports, in words
 
     @property
     def output_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -76,11 +79,15 @@ class ReferenceStore:
     def __init__(self, checkpoints: dict[str, Path] | None = None, trusted: Trusted = (),
                  images_dir: Path | None = None, count: int = 4, threads: int = 2,
                  cache_dir: Path | None = None,
-                 artifacts: dict[str, dict[str, Path]] | None = None) -> None:
+                 artifacts: dict[str, dict[str, Path]] | None = None,
+                 calibration_dir: Path | None = None,
+                 calibration_count: int = CALIBRATION_COUNT) -> None:
         self.checkpoints = checkpoints or {}
         self.trusted = trusted  # --trust-checkpoint: the only files that may be unpickled
         self.artifacts = artifacts or {}  # model -> format -> a user's file (--artifact)
         self.images_dir = images_dir
+        self.calibration_dir = calibration_dir  # --calibration: the user's own images
+        self.calibration_count = calibration_count
         self.count = count
         self.threads = threads
         self.cache_dir = cache_dir
@@ -117,15 +124,26 @@ class ReferenceStore:
 
         return to_nchw01([img for _, img in evaluation_photos()][: self.count], size), None
 
-    def _calibration(self, spec: ModelSpec) -> np.ndarray:
-        size = spec.input_size
+    def _calibration(self, spec: ModelSpec) -> tuple[np.ndarray, str]:
+        """Calibration batch and what it is; never the evaluation images (fixtures/images.py)."""
+        size, count = spec.input_size, self.calibration_count
+        if self.calibration_dir is not None:
+            photos = folder_photos(self.calibration_dir, limit=count, option="--calibration")
+            names = ", ".join(name for name, _ in photos)
+            return (to_nchw01([img for _, img in photos], size),
+                    f"--calibration {self.calibration_dir}: {len(photos)} images ({names})")
         make = spec.extra.get("calibration_images")
         if make is not None:
-            return make(size, 16)
+            return make(size, count), f"{count} fixture scenes (calibration seed, not evaluated)"
+        photos = ", ".join(Path(rel).stem for _, rel in CALIBRATION_PHOTOS)
         if spec.task == "semantic":
-            synthetic, _ = _semantic_set(size, 8, TRAIN_SEED + 100)
-            return np.concatenate([synthetic, calibration_images(size, 8)])
-        return calibration_images(size, 16)
+            half = count // 2
+            synthetic, _ = _semantic_set(size, half, CALIBRATION_SEED)
+            return (np.concatenate([synthetic, calibration_images(size, count - half)]),
+                    f"{half} synthetic VOC images (seed {CALIBRATION_SEED}) + {count - half} "
+                    f"crops of the fixture calibration photos ({photos})")
+        return (calibration_images(size, count),
+                f"{count} crops of the fixture calibration photos ({photos})")
 
     def _build(self, spec: ModelSpec) -> Reference:
         torch.set_num_threads(self.threads)
@@ -146,11 +164,11 @@ class ReferenceStore:
         images, labels = self._eval_images(spec)
         inputs = _split(spec, images)
         outputs = [run_eager(model, spec, x) for x in inputs]
-        calibration = _split(spec, self._calibration(spec))
+        calibration, calibration_source = self._calibration(spec)
         return Reference(spec=spec, model=model, weights=weights,
                          weights_key=weights_digest(model), images=images, labels=labels,
-                         inputs=inputs, outputs=outputs, calibration=calibration,
-                         fixture=checkpoint is None)
+                         inputs=inputs, outputs=outputs, calibration=_split(spec, calibration),
+                         fixture=checkpoint is None, calibration_source=calibration_source)
 
     def _fixture_weights(self, spec: ModelSpec, model: torch.nn.Module):
         label = spec.extra.get("weights", "seeded random init")

@@ -7,7 +7,7 @@ from typing import NoReturn
 import pytest
 
 from conformance.matrix import Case
-from models.export import ExportError
+from models.export import ExportError, calibrated
 from models.runtimes import ArtifactError, IOSpec, RuntimeUnavailable, load_runner
 
 
@@ -36,6 +36,15 @@ def load_case_runner(case: Case, references, threads: int):
     except RuntimeUnavailable as err:
         skip_unavailable(case.format, err)
     return ref, artifact, runner
+
+
+def calibration_info(case: Case, ref, artifact) -> dict[str, str]:
+    """{"calibration": which images calibrated this case's artifact}, for quantised formats."""
+    if not calibrated(case.format):
+        return {}
+    if artifact.is_user_file:
+        return {"calibration": "user file: calibrated outside the suite"}
+    return {"calibration": ref.calibration_source}
 
 
 def skip_unavailable(fmt: str, err: RuntimeUnavailable) -> NoReturn:

@@ -13,7 +13,7 @@ from conformance.matrix import Case, format_cases
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.metrics.segmentation import accuracy_metrics, confusion_matrix, per_class_iou
 from conformance.results import attach_figure, record_case
-from conformance.runners import load_case_runner
+from conformance.runners import calibration_info, load_case_runner
 
 SUITE = "accuracy"
 
@@ -56,7 +56,8 @@ def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
                 info={"dataset": dataset, "images": len(samples), "weights": ref.weights,
                       "artifact": artifact.label,
                       "weights_sha256": ref.weights_key, "worst_class": worst,
-                      "per_class_iou": np.round(iou, 4).tolist()})
+                      "per_class_iou": np.round(iou, 4).tolist(),
+                      **calibration_info(case, ref, artifact)})
     worst_image = int(np.argmin([np.mean(a == b) for a, b in zip(ref_preds, got_preds,
                                                                   strict=True)]))
     figure = _figure(samples[worst_image].image, ref_preds[worst_image], got_preds[worst_image], n)

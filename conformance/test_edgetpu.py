@@ -7,6 +7,7 @@ import pytest
 from conformance.budgets import budget_for, explain, find_known_failure, settle, violations
 from conformance.matrix import Case, format_cases
 from conformance.results import record_case
+from conformance.runners import calibration_info
 from models.export import ExportError
 from models.export.edgetpu import check_edgetpu_compatibility
 
@@ -30,7 +31,8 @@ def test_edgetpu_compatible(case: Case, references, budgets, profile_name, reque
     result.info.update(compiled=artifact.meta.get("compiled"),
                        converter=artifact.meta.get("converter", ""),
                        op_counts=report.op_counts,
-                       rules_violated=report.rules_violated)
+                       rules_violated=report.rules_violated,
+                       **calibration_info(case, ref, artifact))
     metrics = {"rules_violated": len(report.rules_violated),
                "violations": len(report.violations),
                "unsupported_ops": sum(report.unsupported_ops.values()),

@@ -13,7 +13,7 @@ from conformance.matrix import Case, format_cases
 from conformance.metrics.parity import parity_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.results import record_case
-from conformance.runners import load_case_runner
+from conformance.runners import calibration_info, load_case_runner
 from models.localise import LOCALISABLE_FORMATS
 
 SUITE = "parity"
@@ -36,7 +36,8 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
                        cache="user file" if artifact.is_user_file
                        else "hit" if artifact.cache_hit else "exported",
                        converter=artifact.meta.get("converter", ""),
-                       rewrites=",".join(artifact.meta.get("rewrites", [])), **runner.describe())
+                       rewrites=",".join(artifact.meta.get("rewrites", [])), **runner.describe(),
+                       **calibration_info(case, ref, artifact))
     if "ptl_path" in artifact.meta:
         result.info["ptl_path"] = artifact.meta["ptl_path"]
     got = [runner.run(inputs) for inputs in ref.inputs]
@@ -47,7 +48,7 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     if case.device == "cpu":
         bundles = request.config.getoption("--bundle-dir") or BUNDLES
         write_bundle(bundles, case.spec, case.format, artifact, ref.inputs, ref.outputs,
-                     ref.weights)
+                     ref.weights, calibration=result.info.get("calibration", ""))
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
                 info={"images": len(ref.inputs), "artifact": artifact.label})

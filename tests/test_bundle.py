@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conformance.bundle import BundleError, read_bundle, write_bundle
@@ -36,8 +38,21 @@ def lite_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ref = store.get(spec)
     artifact = store.session(spec).export("tflite_int8")
     root = tmp_path_factory.mktemp("bundles")
-    write_bundle(root, spec, "tflite_int8", artifact, ref.inputs, ref.outputs, ref.weights)
+    write_bundle(root, spec, "tflite_int8", artifact, ref.inputs, ref.outputs, ref.weights,
+                 calibration=ref.calibration_source)
     return root
+
+
+def test_int8_bundle_records_its_calibration_and_activation_ranges(lite_bundle: Path) -> None:
+    manifest = json.loads(
+        (lite_bundle / "deeplabv3plus_mnv3_lite" / "tflite_int8" / "manifest.json").read_text())
+    assert "fixture calibration photos" in manifest["calibration"]
+    ranges = manifest["activation_ranges"]
+    assert len(ranges) > 50, len(ranges)  # every quantised activation, not the weights
+    assert all(low < high and np.isfinite([low, high]).all() for low, high in ranges.values())
+    # The input is one of them: ImageNet-normalised pixels lie in [-2.12, 2.64].
+    (low, high), = [ranges[d["name"]] for d in manifest["tflite_io"]["inputs"]]
+    assert -2.2 <= low < 0.0 < high <= 2.7, (low, high)
 
 
 def test_bundle_verifies_with_torch_and_tensorflow_blocked(lite_bundle: Path,

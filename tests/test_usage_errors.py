@@ -109,3 +109,10 @@ def test_good_options_run_the_tests(pytester: pytest.Pytester) -> None:
                              "latency.tflite_int8.pi5.max_p50_ms=400",
                              "--report-json=new/dir/r.json", "--junitxml=new/j.xml")
     run.assert_outcomes(passed=1)
+
+
+def test_calibration_folder_without_images_is_refused_at_start(pytester: pytest.Pytester,
+                                                               tmp_path: Path) -> None:
+    line = refused(pytester, f"--calibration={tmp_path}")
+    assert line == (f"ERROR: --calibration {tmp_path}: no image files "
+                    "(.jpg, .jpeg, .png, .bmp, .webp)"), line

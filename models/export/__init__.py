@@ -70,6 +70,16 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                  tools=("edgetpu_compiler",)),
 )}
 
+def calibrated(format_name: str) -> bool:
+    """Whether this format's artifact is made from calibration data, itself or upstream."""
+    fmt = FORMATS.get(format_name)
+    while fmt is not None:
+        if fmt.uses_calibration:
+            return True
+        fmt = FORMATS.get(fmt.upstream) if fmt.upstream else None
+    return False
+
+
 # The libraries whose code builds each family's architecture: an upgrade can change the graph
 # without changing a weight, so their versions are part of every artifact key of the family.
 ARCHITECTURE_LIBRARIES: dict[str, tuple[str, ...]] = {

@@ -1,0 +1,78 @@
+"""Calibration the user controls: --calibration DIR, --calibration-count N, and what is recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conformance.options import calibration_problem
+from conformance.reference import ReferenceStore, _split
+from models.export import FORMATS, ExportSession, calibrated
+from models.registry import get_spec
+
+LITE = "deeplabv3plus_mnv3_lite"
+
+
+def _photos(folder: Path, count: int, seed: int = 0) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for k in range(count):
+        pixels = rng.integers(0, 255, size=(40, 56, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"cal_{k:02d}.png")
+    return folder
+
+
+def _int8_key(spec, calibration: np.ndarray) -> str:
+    session = ExportSession(spec=spec, model=None, weights_key="w", example={},
+                            calibration=_split(spec, calibration))
+    return session.key(FORMATS["tflite_int8"])
+
+
+def test_default_calibration_never_holds_an_evaluation_image() -> None:
+    spec = get_spec(LITE)
+    store = ReferenceStore()
+    calibration, source = store._calibration(spec)
+    evaluation, _ = store._eval_images(spec)
+    assert len(calibration) == 16 and "fixture calibration photos" in source
+    for image in evaluation:
+        assert not any(np.array_equal(image, c) for c in calibration)
+
+
+def test_calibration_folder_and_count_pick_the_images_and_the_int8_key(tmp_path: Path) -> None:
+    spec = get_spec(LITE)
+    folder = _photos(tmp_path / "mine", 3)
+    default, _ = ReferenceStore()._calibration(spec)
+    mine, source = ReferenceStore(calibration_dir=folder, calibration_count=2)._calibration(spec)
+    assert mine.shape == (2, 3, *spec.input_size)
+    assert source == f"--calibration {folder}: 2 images (cal_00, cal_01)"
+    # The calibration set is part of the artifact key: other images, another int8 file.
+    assert _int8_key(spec, mine) != _int8_key(spec, default)
+    fewer, _ = ReferenceStore(calibration_count=8)._calibration(spec)
+    assert len(fewer) == 8 and _int8_key(spec, fewer) != _int8_key(spec, default)
+
+
+def test_only_quantised_formats_record_their_calibration() -> None:
+    assert {name for name in FORMATS if calibrated(name)} == {"tflite_int8", "edgetpu"}
+
+
+@pytest.mark.parametrize(("make", "count", "message"), [
+    (lambda tmp: tmp / "absent", None, "--calibration {tmp}/absent: not a directory"),
+    (lambda tmp: tmp, None, "--calibration {tmp}: no image files"),
+    (lambda tmp: _photos(tmp / "ok", 1), 0, "--calibration-count 0: must be at least 1"),
+])
+def test_bad_calibration_options_are_one_line(tmp_path: Path, make, count, message) -> None:
+    problem = calibration_problem(str(make(tmp_path)), count, None)
+    assert problem is not None and problem.startswith(message.format(tmp=tmp_path)), problem
+
+
+def test_calibrating_on_the_evaluated_images_is_refused(tmp_path: Path) -> None:
+    calibration = _photos(tmp_path / "cal", 3)
+    evaluated = _photos(tmp_path / "eval", 2)  # same seed: cal_00 and cal_01 are the same files
+    problem = calibration_problem(str(calibration), None, str(evaluated))
+    assert problem == (f"--calibration {calibration}: 2 image(s) also in --images {evaluated} "
+                       "(cal_00.png, cal_01.png); calibrate on other images")
+    assert calibration_problem(str(calibration), None, str(_photos(tmp_path / "o", 2, 1))) \
+        is None
