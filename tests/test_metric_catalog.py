@@ -44,12 +44,18 @@ def test_budgets_toml_names_only_declared_metrics_in_their_direction() -> None:
 
 def test_profiles_toml_names_only_declared_metrics_and_known_formats() -> None:
     from conformance.budgets import known_formats
+    from models.formats import FORMATS
 
     table = tomllib.loads(PROFILES_FILE.read_text())
     problems = []
     for profile, row in table.items():
-        problems += [f"{profile}: unknown format {fmt}" for fmt in row.get("formats", [])
+        listed = row.get("formats", [])
+        if listed == "all":
+            continue
+        problems += [f"{profile}: unknown format {fmt}" for fmt in listed
                      if fmt not in known_formats()]
+        problems += [f"{profile}: {fmt} has no {row['device']} runner" for fmt in listed
+                     if fmt in FORMATS and row["device"] not in FORMATS[fmt].devices]
         problems += [f"{profile}.{key}: {budget_key_problem(key)}" for key in row
                      if key.startswith(("min_", "max_")) and budget_key_problem(key)]
     assert problems == []
