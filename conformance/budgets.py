@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.metric_catalog import METRICS, SUITES, budget_key_problem
-from models.formats import FORMATS, PRECISIONS, precision_of
+from models.formats import FORMATS, PRECISIONS, REFERENCE_FORMAT, precision_of
 
 BUDGETS_FILE = Path(__file__).with_name("budgets.toml")
 
@@ -30,7 +30,7 @@ class Violation:
 
 def known_formats() -> tuple[str, ...]:
     """Format names a budget may name: every format row, and PyTorch eager (latency)."""
-    return ("torch_eager", *FORMATS)
+    return (REFERENCE_FORMAT, *FORMATS)
 
 
 def budget_path_problem(suite: str, fmt: str, profile: str | None, key: str) -> str | None:
@@ -62,8 +62,8 @@ def load_budgets(path: Path = BUDGETS_FILE, overrides: list[str] | None = None) 
         parts = key.strip().split(".")
         if not sep or len(parts) not in (3, 4) or not all(parts):
             raise ValueError(f"--budget {item!r}: expected SUITE.FORMAT[.PROFILE].KEY=VALUE "
-                             "(FORMAT may be a precision class: float32, float16, int8) "
-                             "(e.g. parity.tflite_int8.min_argmax_agreement=0.95)")
+                             "(e.g. parity.tflite_int8.min_argmax_agreement=0.95; FORMAT may "
+                             "be a precision class: float32, float16, int8)")
         problem = budget_path_problem(parts[0], parts[1], parts[2] if len(parts) == 4 else None,
                                       parts[-1])
         if problem:

@@ -13,9 +13,6 @@ PROFILES_FILE = Path(__file__).with_name("profiles.toml")
 DEVICE_MARKERS = ("gpu", "cpu", "pixel2", "pi5", "coral")
 
 
-REFERENCE_FORMAT = "torch_eager"  # PyTorch eager: the latency yardstick, not a format row
-
-
 @dataclass(frozen=True)
 class Profile:
     """One device profile; `listed` None (formats = "all" in profiles.toml): every format."""
@@ -33,7 +30,7 @@ class Profile:
         device, read when asked, so a format added as a row is run (and required) at once."""
         if self.listed is not None:
             return self.listed
-        from models.formats import FORMATS
+        from models.formats import FORMATS, REFERENCE_FORMAT
 
         return (REFERENCE_FORMAT, *(n for n, row in FORMATS.items() if self.device in row.devices))
 

@@ -27,9 +27,7 @@ import pytest
 from conformance.metric_catalog import budget_key
 from conformance.report_schema import OUTCOMES, SCHEMA_ID, validate
 from conformance.results import RESULT_KEY, CaseResult
-from models.formats import FORMATS
-
-REFERENCE_FORMAT = "torch_eager"
+from models.formats import FORMATS, REFERENCE_FORMAT
 
 # Distributions whose versions go into the environment; read from metadata, never imported.
 LIBRARIES = ("numpy", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu",

@@ -11,6 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+# PyTorch eager: the reference every format is compared with, and the latency yardstick. Budgets,
+# profiles and reports name it beside the formats, but it is no row: nothing exports to it.
+REFERENCE_FORMAT = "torch_eager"
+
 # Precision classes: how far a format's numbers may drift from PyTorch's float32. Budgets
 # resolve by format, then by precision class ([suite.FORMAT], else [suite.PRECISION]).
 PRECISIONS: dict[str, str] = {
@@ -107,6 +111,6 @@ def format_row(name: str) -> ExportFormat:
 
 
 def precision_of(name: str) -> str | None:
-    """The precision class of format `name`; None for a name without a row (torch_eager)."""
+    """The precision class of format `name`; None for a name without a row (the reference)."""
     row = FORMATS.get(name)
     return row.precision if row else None

@@ -92,6 +92,9 @@ def toy_format(monkeypatch: pytest.MonkeyPatch) -> None:
     """The two rows and a model tested in them, for this test only."""
     monkeypatch.setitem(FORMATS, NPZ.name, NPZ)
     monkeypatch.setitem(FORMATS, NPZ_DRIFTED.name, NPZ_DRIFTED)
+    # The families first, out here: pytester drops the modules an inner run imports, so
+    # families first imported in there would leave the restored registry without them.
+    registry.all_specs()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     registry.register(TOY_SPEC)
     # The inner run's --export-cache sets SEGCONFORM_CACHE in this process: restored after.
