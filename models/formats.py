@@ -61,11 +61,6 @@ class ExportFormat:
                 raise ValueError(f"format {self.name!r}: {field_name} must be 'module:name'")
 
     @property
-    def lossless(self) -> bool:
-        """Same float32 math as PyTorch: must agree to float noise."""
-        return self.precision == "float32"
-
-    @property
     def converter_module(self) -> str:
         """The module that holds the converter function."""
         return self.converter.split(":")[0]
