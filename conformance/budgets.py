@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import math
 import tomllib
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance.metric_catalog import METRICS, SUITES, budget_key_problem
+from models.formats import FORMATS, PRECISIONS, REFERENCE_FORMAT, precision_of
 
 BUDGETS_FILE = Path(__file__).with_name("budgets.toml")
 
@@ -27,20 +29,20 @@ class Violation:
 
 
 def known_formats() -> tuple[str, ...]:
-    """Format names a budget may name: every export format, and PyTorch eager (latency)."""
-    from models.registry import ALL_FORMATS
-
-    return ("torch_eager", *ALL_FORMATS)
+    """Format names a budget may name: every format row, and PyTorch eager (latency)."""
+    return (REFERENCE_FORMAT, *FORMATS)
 
 
 def budget_path_problem(suite: str, fmt: str, profile: str | None, key: str) -> str | None:
-    """Why [suite.format(.profile)] key is not a valid budget (None when it is)."""
+    """Why [suite.format(.profile)] key is not a valid budget (None when it is); `fmt` may
+    also be a precision class (float32, float16, int8)."""
     from conformance.profiles import load_profiles
 
     if suite not in SUITES:
         return f"unknown suite {suite!r}; known: {', '.join(SUITES)}"
-    if fmt not in known_formats():
-        return f"unknown format {fmt!r}; known: {', '.join(known_formats())}"
+    if fmt not in known_formats() and fmt not in PRECISIONS:
+        return (f"unknown format or precision class {fmt!r}; known formats: "
+                f"{', '.join(known_formats())}; precision classes: {', '.join(PRECISIONS)}")
     if profile is not None and profile not in load_profiles() and profile not in TASKS:
         return (f"unknown profile or task {profile!r}; known: "
                 f"{', '.join([*load_profiles(), *TASKS])}")
@@ -60,7 +62,8 @@ def load_budgets(path: Path = BUDGETS_FILE, overrides: list[str] | None = None) 
         parts = key.strip().split(".")
         if not sep or len(parts) not in (3, 4) or not all(parts):
             raise ValueError(f"--budget {item!r}: expected SUITE.FORMAT[.PROFILE].KEY=VALUE "
-                             "(e.g. parity.tflite_int8.min_argmax_agreement=0.95)")
+                             "(e.g. parity.tflite_int8.min_argmax_agreement=0.95; FORMAT may "
+                             "be a precision class: float32, float16, int8)")
         problem = budget_path_problem(parts[0], parts[1], parts[2] if len(parts) == 4 else None,
                                       parts[-1])
         if problem:
@@ -69,6 +72,9 @@ def load_budgets(path: Path = BUDGETS_FILE, overrides: list[str] | None = None) 
             number = float(value)
         except ValueError as err:
             raise ValueError(f"--budget {item!r}: {value!r} is not a number") from err
+        name = budget_table(table, parts[0], parts[1])
+        if name != parts[1]:  # one key overridden: the class's other budgets still apply
+            table[parts[0]][parts[1]] = copy.deepcopy(table[parts[0]][name])
         node = table
         for part in parts[:-1]:
             node = node.setdefault(part, {})
@@ -133,11 +139,22 @@ class MissingBudget(LookupError):
     """A case whose suite declares no budget for it: it cannot be judged, so it cannot pass."""
 
 
+def budget_table(table: dict, suite: str, fmt: str) -> str:
+    """NAME of the [suite.NAME] table a format's budget comes from: the format when it has a
+    table of its own, else its precision class when that has one, else the format (absent)."""
+    tables = table.get(suite, {})
+    precision = precision_of(fmt)
+    if fmt in tables or precision is None or precision not in tables:
+        return fmt
+    return precision
+
+
 def budget_for(table: dict, suite: str, fmt: str, profile: str | None = None,
                task: str = "semantic") -> dict[str, float]:
-    """Budget of (suite, format): [suite.format], then [suite.format.TASK], then
-    [suite.format.PROFILE] layered on top; never empty (MissingBudget)."""
-    section = dict(table.get(suite, {}).get(fmt, {}))
+    """Budget of (suite, format) from `budget_table`: the table's own keys, then its [.TASK]
+    and [.PROFILE] sub-tables layered on top; never empty (MissingBudget)."""
+    name = budget_table(table, suite, fmt)
+    section = dict(table.get(suite, {}).get(name, {}))
     nested = {k: v for k, v in section.items() if isinstance(v, dict)}
     flat = {k: float(v) for k, v in section.items() if not isinstance(v, dict)}
     if task != "semantic":
@@ -146,10 +163,14 @@ def budget_for(table: dict, suite: str, fmt: str, profile: str | None = None,
         if layer and layer in nested:
             flat.update({k: float(v) for k, v in nested[layer].items()})
     if not flat:
+        precision = precision_of(fmt)
+        tables = [f"[{suite}.{name}]", f"[{suite}.{name}.{task}]"]
+        if precision and name == fmt and fmt not in table.get(suite, {}):
+            tables.append(f"the precision class's [{suite}.{precision}]")
         raise MissingBudget(
-            f"no budget for {suite}.{fmt} (task {task}, profile {profile}): declare "
-            f"[{suite}.{fmt}] or [{suite}.{fmt}.{task}] in {BUDGETS_FILE}; a case with nothing "
-            "to judge cannot pass")
+            f"no budget for {suite}.{fmt} (precision {precision}, task {task}, profile "
+            f"{profile}): [{suite}.{name}] gives none; declare {' or '.join(tables)} in "
+            f"{BUDGETS_FILE}; a case with nothing to judge cannot pass")
     return flat
 
 

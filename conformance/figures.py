@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.formats import REFERENCE_FORMAT
+
 if TYPE_CHECKING:
     from PIL import Image as PILImage
 
-REFERENCE_FORMAT = "torch_eager"
 _CAPTION_HEIGHT = 14
 _GAP = 4
 _REF_COLOUR = np.array([0, 200, 0], dtype=np.float32)  # PyTorch mask: green

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from conformance.profiles import markers_for_format
+from models.formats import REFERENCE_FORMAT
 from models.registry import ModelSpec, all_specs
 
 
@@ -46,7 +47,7 @@ def format_cases(formats: tuple[str, ...] | None = None, tasks: tuple[str, ...] 
     for spec in all_specs():
         if tasks and spec.task not in tasks:
             continue
-        for fmt in (("torch_eager",) if include_eager else ()) + spec.formats:
+        for fmt in ((REFERENCE_FORMAT,) if include_eager else ()) + spec.formats:
             if formats and fmt not in formats:
                 continue
             params.append(_param(Case(spec, fmt), markers_for_format(fmt, "cpu")))

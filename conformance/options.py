@@ -244,7 +244,8 @@ def require_known_model(name: str, option: str, value: str) -> None:
                                 f"known: {', '.join(known)}")
 def parse_artifacts(values: list[str]) -> dict[str, dict[str, Path]]:
     """MODEL:FORMAT=PATH / MODEL=PATH pairs; a UsageError naming the option value otherwise."""
-    from models.registry import ALL_FORMATS, all_specs
+    from models.formats import FORMATS
+    from models.registry import all_specs
     from models.runtimes import ArtifactError, RuntimeUnavailable
     from models.user_artifact import infer_format
 
@@ -267,9 +268,9 @@ def parse_artifacts(values: list[str]) -> dict[str, dict[str, Path]]:
                 fmt = infer_format(path)
             except (ArtifactError, RuntimeUnavailable) as err:
                 raise pytest.UsageError(f"{where}: {err}") from err
-        if fmt not in ALL_FORMATS:
+        if fmt not in FORMATS:
             raise pytest.UsageError(f"{where}: unknown format {fmt!r}; known: "
-                                    f"{', '.join(ALL_FORMATS)}")
+                                    f"{', '.join(FORMATS)}")
         if fmt not in specs[model].formats:
             raise pytest.UsageError(f"{where}: {model} is not tested as {fmt} (its formats: "
                                     f"{', '.join(specs[model].formats)})")

@@ -15,14 +15,24 @@ DEVICE_MARKERS = ("gpu", "cpu", "pixel2", "pi5", "coral")
 
 @dataclass(frozen=True)
 class Profile:
-    """One device profile."""
+    """One device profile; `listed` None (formats = "all" in profiles.toml): every format."""
 
     name: str
     description: str
-    formats: tuple[str, ...]
+    listed: tuple[str, ...] | None
     threads: int
     device: str
     detect: str
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The formats the profile runs; "all": PyTorch eager and every row that runs on its
+        device, read when asked, so a format added as a row is run (and required) at once."""
+        if self.listed is not None:
+            return self.listed
+        from models.formats import FORMATS, REFERENCE_FORMAT
+
+        return (REFERENCE_FORMAT, *(n for n, row in FORMATS.items() if self.device in row.devices))
 
 
 @cache
@@ -31,7 +41,8 @@ def load_profiles(path: Path = PROFILES_FILE) -> dict[str, Profile]:
     with open(path, "rb") as handle:
         table = tomllib.load(handle)
     return {name: Profile(name=name, description=row["description"],
-                          formats=tuple(row["formats"]), threads=int(row["threads"]),
+                          listed=None if row["formats"] == "all" else tuple(row["formats"]),
+                          threads=int(row["threads"]),
                           device=row["device"], detect=row["detect"])
             for name, row in table.items()}
 

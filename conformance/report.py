@@ -27,8 +27,7 @@ import pytest
 from conformance.metric_catalog import budget_key
 from conformance.report_schema import OUTCOMES, SCHEMA_ID, validate
 from conformance.results import RESULT_KEY, CaseResult
-
-REFERENCE_FORMAT = "torch_eager"
+from models.formats import FORMATS, REFERENCE_FORMAT
 
 # Distributions whose versions go into the environment; read from metadata, never imported.
 LIBRARIES = ("numpy", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu",
@@ -50,8 +49,7 @@ KEY_METRICS: dict[str, tuple[str, ...]] = {
 # The latency plot's dashed line: the budget of this metric (max_p50_ms).
 LATENCY_METRIC = "p50_ms"
 
-FORMAT_ORDER = (REFERENCE_FORMAT, "torchscript", "torchscript_lite", "onnx", "tflite_fp32",
-                "tflite_fp16", "tflite_int8", "edgetpu")
+FORMAT_ORDER = (REFERENCE_FORMAT, *FORMATS)  # the rows' order in models/formats.py
 PROFILE_ORDER = ("gpu", "cpu", "pixel2", "pi5", "coral")
 SUITE_ORDER = ("parity", "accuracy", "prompt_masks", "latency", "edgetpu")
 # Worst first: the colour of a matrix cell is that of its worst entry.

@@ -7,7 +7,8 @@ from typing import NoReturn
 import pytest
 
 from conformance.matrix import Case
-from models.export import ExportError, calibrated
+from models.export import ExportError
+from models.formats import calibrated
 from models.runtimes import ArtifactError, IOSpec, RuntimeUnavailable, load_runner
 
 

@@ -18,9 +18,10 @@ from conformance.profiles import host_description, host_matches, load_profiles
 from conformance.reference import run_eager
 from conformance.results import record_case
 from conformance.runners import load_case_runner
+from models.formats import REFERENCE_FORMAT
 
 SUITE = "latency"
-EAGER = "torch_eager"
+EAGER = REFERENCE_FORMAT
 WARMUP, ROUNDS = 3, 7  # TorchScript's profiling executor optimises over the first runs
 
 

@@ -14,7 +14,7 @@ from conformance.metrics.parity import parity_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.results import record_case
 from conformance.runners import calibration_info, load_case_runner
-from models.localise import LOCALISABLE_FORMATS
+from models.localise import localisable
 
 SUITE = "parity"
 BUNDLES = Path(__file__).resolve().parents[1] / "reports" / "bundles"
@@ -61,7 +61,7 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     failure = None
     if failed:
         hint = f"artifact {artifact.path}; weights: {ref.weights}"
-        if case.format in LOCALISABLE_FORMATS:
+        if localisable(case.format):
             hint += "\n" + localise_failure(request, case, profile_name, ref, artifact, reports)
         failure = explain(f"{case} parity vs PyTorch eager over {len(ref.inputs)} images",
                           metrics, budget, hint=hint)

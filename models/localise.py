@@ -19,16 +19,29 @@ from typing import NamedTuple
 import numpy as np
 
 from conformance.metrics.parity import cosine_similarity, snr_db
+from models.formats import FORMATS, precision_of
 
-LOCALISABLE_FORMATS = ("onnx", "tflite_fp32", "tflite_fp16", "tflite_int8")
 SNR_FLOOR_DB = 30.0  # below this a layer has clearly diverged
 SNR_DROP_DB = 20.0  # ...or when it falls this much below every mapped layer before it
 # int8 activations carry ~25-35 dB of quantisation noise in every layer, so a float floor
 # would always name the first layer; there a layer diverges below 15 dB or on a 10 dB drop.
-QUANTISED_THRESHOLDS_DB = {"tflite_int8": (15.0, 10.0), "edgetpu": (15.0, 10.0)}
+INT8_THRESHOLDS_DB = (15.0, 10.0)
 DROP_CEILING_DB = 60.0  # drops between float-noise levels (inf -> 120 dB) are not divergence
 SNR_CAP_DB = 200.0  # identical tensors (inf) count as this in drops
 LOOKAHEAD = 6  # order mapping: same-shaped candidates considered per module
+
+
+def localisable(format_name: str) -> bool:
+    """Whether the format's row says its intermediates can be compared layer by layer."""
+    row = FORMATS.get(format_name)
+    return bool(row and row.localisable)
+
+
+def thresholds_db(format_name: str) -> tuple[float, float]:
+    """(SNR floor, drop) below which a layer of this format has diverged."""
+    if precision_of(format_name) == "int8":
+        return INT8_THRESHOLDS_DB
+    return SNR_FLOOR_DB, SNR_DROP_DB
 
 
 class Tensor(NamedTuple):
@@ -72,7 +85,7 @@ class Localisation:
             return f"localisation: no {self.format} tensor could be mapped to a PyTorch module"
         if self.index is None:
             low = min(self.rows, key=lambda r: r.snr_db)
-            floor = QUANTISED_THRESHOLDS_DB.get(self.format, (SNR_FLOOR_DB, SNR_DROP_DB))[0]
+            floor = thresholds_db(self.format)[0]
             return (f"no diverging layer: every mapped layer stays above {floor:g} dB "
                     f"without a sharp drop (lowest {low.layer}, {_db(low.snr_db)} dB)")
         row = self.rows[self.index]
@@ -312,18 +325,19 @@ def compare_layers(format_name: str, torch_rows, exported, mapping: str) -> Loca
         if k not in best or row.snr_db > best[k][1].snr_db:
             best[k] = (t, row)
     rows = tuple(row for _, row in sorted(best.values(), key=lambda item: item[0]))
-    floor, drop = QUANTISED_THRESHOLDS_DB.get(format_name, (SNR_FLOOR_DB, SNR_DROP_DB))
-    index = first_divergence(rows, floor, drop, quantised=format_name in QUANTISED_THRESHOLDS_DB)
+    floor, drop = thresholds_db(format_name)
+    index = first_divergence(rows, floor, drop, quantised=precision_of(format_name) == "int8")
     return Localisation(format_name, rows, index, mapping)
 
 
 def localise(format_name: str, path: Path, model, inputs: dict[str, np.ndarray],
              input_names: Sequence[str], min_named: int = 3) -> Localisation:
     """Compare an ONNX/TFLite artifact's intermediates with `model`'s for one input."""
-    if format_name not in LOCALISABLE_FORMATS:
+    suffix = FORMATS[format_name].suffix if localisable(format_name) else None
+    if suffix not in (".onnx", ".tflite"):  # the file types whose intermediates are read here
         raise ValueError(f"no layer-wise localisation for format {format_name!r}")
     torch_rows = torch_intermediates(model, inputs, input_names)
-    if format_name == "onnx":
+    if suffix == ".onnx":
         exported = onnx_intermediates(Path(path), inputs, input_names)
     else:
         keys = _module_keys(model)

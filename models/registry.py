@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from models.formats import FORMATS
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -14,15 +16,8 @@ if TYPE_CHECKING:
 Task = Literal["semantic", "prompt_masks"]
 Tier = Literal["fast", "slow"]
 
-ALL_FORMATS: tuple[str, ...] = (
-    "torchscript",
-    "torchscript_lite",
-    "onnx",
-    "tflite_fp32",
-    "tflite_fp16",
-    "tflite_int8",
-    "edgetpu",
-)
+# A spec's default formats: every row of models/formats.py when the registry is imported.
+ALL_FORMATS: tuple[str, ...] = tuple(FORMATS)
 
 
 @dataclass(frozen=True)
@@ -78,9 +73,13 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(spec: ModelSpec) -> ModelSpec:
-    """Add a spec; names are unique."""
+    """Add a spec; names are unique and its formats are rows of models/formats.py."""
     if spec.name in _REGISTRY:
         raise ValueError(f"model {spec.name!r} is registered twice")
+    unknown = [f for f in spec.formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"model {spec.name!r}: unknown format(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(FORMATS)}")
     _REGISTRY[spec.name] = spec
     return spec
 

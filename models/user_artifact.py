@@ -16,12 +16,12 @@ import numpy as np
 
 from models.export import Artifact
 from models.export.cache import file_sha256
+from models.formats import FORMATS
 from models.registry import ModelSpec
 from models.runtimes import ArtifactError, IOSpec, Runner, load_runner
 from models.runtimes.base import check_output_shapes
 from models.runtimes.signature import FileSignature, TensorSignature, read_signature
 
-SUFFIX_FORMATS = {".pt": "torchscript", ".ptl": "torchscript_lite", ".onnx": "onnx"}
 FLOAT_DTYPES = ("float32", "float16")
 QUANTISED_DTYPES = ("int8", "uint8", "int16")  # TFLite inputs carry scale/zero point
 
@@ -30,14 +30,17 @@ def infer_format(path: Path) -> str:
     """The format of a user's file: by suffix, and for .tflite by its tensor types."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix in SUFFIX_FORMATS:
-        return SUFFIX_FORMATS[suffix]
-    if suffix == ".tflite":
+    owners: dict[str, list[str]] = {}
+    for row in FORMATS.values():
+        owners.setdefault(row.suffix, []).append(row.name)
+    if len(owners.get(suffix, [])) == 1:
+        return owners[suffix][0]
+    if suffix == ".tflite":  # four formats share it: their tensor types tell them apart
         from models.runtimes.signature import tflite_signature
 
         return tflite_format(tflite_signature(path))
     raise ArtifactError(f"{path}: cannot tell the format from the suffix {suffix or '(none)'!r} "
-                        "(known: .pt, .ptl, .onnx, .tflite); give it as MODEL:FORMAT=PATH")
+                        f"(known: {', '.join(owners)}); give it as MODEL:FORMAT=PATH")
 
 
 def tflite_format(signature: FileSignature) -> str:
@@ -218,7 +221,7 @@ def open_user_artifact(spec: ModelSpec, format_name: str, path: Path,
     path = Path(path)
     signature = read_signature(format_name, path)
     expected = {i.name: tuple(i.shape) for i in spec.inputs}
-    tflite = format_name.startswith("tflite") or format_name == "edgetpu"
+    tflite = FORMATS[format_name].suffix == ".tflite"
     probe_names = tuple(f"unused:{k}" for k in range(len(output_shapes)))
     if signature.outputs is None and not tflite:
         # TorchScript: outputs known only by running; positions first, fitted below.

@@ -10,7 +10,8 @@ from PIL import Image
 
 from conformance.options import calibration_problem
 from conformance.reference import ReferenceStore, _split
-from models.export import FORMATS, ExportSession, calibrated
+from models.export import FORMATS, ExportSession
+from models.formats import calibrated
 from models.registry import get_spec
 
 LITE = "deeplabv3plus_mnv3_lite"

@@ -99,7 +99,9 @@ def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Toy]:
                      inputs=(InputSpec("image", (1, 3, 8, 8)),), output_names=("logits",),
                      task="semantic", num_classes=2, expected_params=None)
     monkeypatch.setitem(EXPORT_FORMATS, TOY_FORMAT,
-                        ExportFormat(TOY_FORMAT, ".pt", f"{converter}:export", ("torch",)))
+                        ExportFormat(TOY_FORMAT, ".pt", f"{converter}:export",
+                                     "models.runtimes.torchscript:TorchScriptRunner", "float32",
+                                     ("torch",)))
     yield Toy(tmp_path, tmp_path / f"{family}.py", tmp_path / f"{converter}.py", spec)
     for name in (family, converter):
         sys.modules.pop(name, None)

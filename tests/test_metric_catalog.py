@@ -44,12 +44,18 @@ def test_budgets_toml_names_only_declared_metrics_in_their_direction() -> None:
 
 def test_profiles_toml_names_only_declared_metrics_and_known_formats() -> None:
     from conformance.budgets import known_formats
+    from models.formats import FORMATS
 
     table = tomllib.loads(PROFILES_FILE.read_text())
     problems = []
     for profile, row in table.items():
-        problems += [f"{profile}: unknown format {fmt}" for fmt in row.get("formats", [])
+        listed = row.get("formats", [])
+        if listed == "all":
+            continue
+        problems += [f"{profile}: unknown format {fmt}" for fmt in listed
                      if fmt not in known_formats()]
+        problems += [f"{profile}: {fmt} has no {row['device']} runner" for fmt in listed
+                     if fmt in FORMATS and row["device"] not in FORMATS[fmt].devices]
         problems += [f"{profile}.{key}: {budget_key_problem(key)}" for key in row
                      if key.startswith(("min_", "max_")) and budget_key_problem(key)]
     assert problems == []
@@ -59,7 +65,11 @@ def test_the_check_refuses_undeclared_names_and_wrong_directions() -> None:
     table = {
         "latency": {"onnx": {"min_p50_ms": 10.0, "pi5": {"max_p50_ms": 5.0}}},
         "parity": {"onnx": {"max_snr_db": 60.0, "min_snr_dbb": 60.0},
-                   "onnxx": {"min_snr_db": 1.0}},
+                   "onnxx": {"min_snr_db": 1.0},
+                   # Precision-class tables: checked like a format's, unknown classes refused.
+                   "int8": {"min_argmax_agreement": 0.9, "prompt_masks": {"min_cosine": 0.98}},
+                   "float32": {"max_cosine": 1.0},
+                   "float8": {"min_snr_db": 1.0}},
         "edgetpu": {"edgetpu": {"max_total_ops": 3.0}},
         "paritty": {},
         "baseline": {"mean_iou": 0.02, "miou": 0.005, "default": 0.0, "reference_miou": 0.1,
@@ -71,7 +81,9 @@ def test_the_check_refuses_undeclared_names_and_wrong_directions() -> None:
         "t.toml latency.onnx.min_p50_ms: p50_ms is lower-is-better: its budget is max_p50_ms",
         "t.toml parity.onnx.max_snr_db: snr_db is higher-is-better: its budget is min_snr_db",
         "t.toml parity.onnx.min_snr_dbb: unknown metric 'snr_dbb' for suite parity",
-        "t.toml parity.onnxx.min_snr_db: unknown format 'onnxx'",
+        "t.toml parity.onnxx.min_snr_db: unknown format or precision class 'onnxx'",
+        "t.toml parity.float32.max_cosine: cosine is higher-is-better",
+        "t.toml parity.float8.min_snr_db: unknown format or precision class 'float8'",
         "t.toml edgetpu.edgetpu.max_total_ops: total_ops is a count",
         "t.toml [paritty]: unknown suite",
         "t.toml [baseline] mean_iou: unknown metric",
@@ -80,7 +92,7 @@ def test_the_check_refuses_undeclared_names_and_wrong_directions() -> None:
         "t.toml [[known_failure]] x: unknown suite 'acuracy'",
     ):
         assert needle in problems, f"{needle!r} not in\n{problems}"
-    assert len(problems.splitlines()) == 10, problems
+    assert len(problems.splitlines()) == 12, problems
 
 
 def test_the_metrics_introduced_now_are_declared() -> None:

@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.usefixtures("bare_inner_sessions")
 
+# Register the models at import: pytester drops the modules imported after its snapshot (taken
+# before a test's body runs), and a family module imported again would register twice.
+all_specs()
+
 # If any test ran, it leaves this file behind.
 INNER = '''
 from pathlib import Path
@@ -27,9 +31,6 @@ def test_would_run():
 
 def refused(pytester: pytest.Pytester, *args: str) -> str:
     """Run an inner session with the suite's plugins; return its single error line."""
-    # Register the models out here: pytester drops modules an inner run imported, and the
-    # `models` package keeps its `deeplabv3plus` attribute, so a re-import would skip it.
-    all_specs()
     pytester.syspathinsert(ROOT)
     pytester.makepyfile(test_inner=INNER)
     run = pytester.runpytest("-p", "conformance.report", "-p", "conformance.options",
@@ -67,7 +68,8 @@ def test_undeclared_metric_in_budget(pytester: pytest.Pytester) -> None:
 
 @pytest.mark.parametrize(("value", "message"), [
     ("paritty.onnx.min_snr_db=10", "unknown suite 'paritty'; known: parity"),
-    ("parity.onnxx.min_snr_db=10", "unknown format 'onnxx'; known: torch_eager"),
+    ("parity.onnxx.min_snr_db=10",
+     "unknown format or precision class 'onnxx'; known formats: torch_eager"),
     ("latency.onnx.pi6.max_p50_ms=10", "unknown profile or task 'pi6'; known: cpu"),
     ("latency.onnx.min_p50_ms=10", "p50_ms is lower-is-better: its budget is max_p50_ms"),
     ("parity.onnx.snr=3", "budget keys start with min_ or max_"),

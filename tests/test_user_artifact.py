@@ -183,9 +183,10 @@ def test_user_file_is_not_cached_and_never_an_upstream(tmp_path: Path,
     from models.export import ExportFormat, ExportSession
 
     convert = f"{__name__}:fake_convert"
+    runner = "models.runtimes.onnx:OnnxRunner"  # never loaded: this test only exports
     monkeypatch.setattr(export, "FORMATS", {
-        "first": ExportFormat("first", ".txt", convert, ()),
-        "second": ExportFormat("second", ".txt", convert, (), upstream="first")})
+        "first": ExportFormat("first", ".txt", convert, runner, "float32"),
+        "second": ExportFormat("second", ".txt", convert, runner, "float32", upstream="first")})
     user = tmp_path / "user" / "first.txt"
     user.parent.mkdir()
     user.write_text("the user's file")

@@ -1,4 +1,4 @@
-"""The export formats as data, and `export_artifact`, which converts through the cache."""
+"""`ExportSession`: a model's artifacts per format, converted through the content-keyed cache."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import functools
 import json
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,61 +22,10 @@ from models.export.cache import (
     source_digest,
     tool_version,
 )
+from models.formats import FORMATS, ExportFormat
 
 if TYPE_CHECKING:  # the request module imports torch; bundles on devices must not
     from models.export.request import ExportRequest
-
-
-@dataclass(frozen=True)
-class ExportFormat:
-    """One format: its converter, file suffix, upstream format and what its key depends on."""
-
-    name: str
-    suffix: str
-    converter: str  # "module:function", imported on use so a missing library stays local
-    libraries: tuple[str, ...]
-    upstream: str | None = None
-    uses_calibration: bool = False
-    lossless: bool = True
-    tools: tuple[str, ...] = ()  # executables that run when present (their versions: the key)
-
-    @property
-    def converter_module(self) -> str:
-        """The module that holds the converter function."""
-        return self.converter.split(":")[0]
-
-    def load_converter(self) -> Callable[[ExportRequest], dict]:
-        """Import the converter function."""
-        module, function = self.converter.split(":")
-        return getattr(__import__(module, fromlist=[function]), function)
-
-
-FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
-    ExportFormat("torchscript", ".pt", "models.export.torchscript:export_torchscript",
-                 ("torch",)),
-    ExportFormat("torchscript_lite", ".ptl", "models.export.torchscript:export_torchscript_lite",
-                 ("torch",)),
-    ExportFormat("onnx", ".onnx", "models.export.onnx:export_onnx", ("torch", "onnx")),
-    ExportFormat("tflite_fp32", ".tflite", "models.export.tflite:export_tflite_fp32",
-                 ("torch", "litert-torch", "ai-edge-litert")),
-    ExportFormat("tflite_fp16", ".tflite", "models.export.tflite:export_tflite_fp16",
-                 ("ai-edge-quantizer",), upstream="tflite_fp32", lossless=False),
-    ExportFormat("tflite_int8", ".tflite", "models.export.tflite:export_tflite_int8",
-                 ("ai-edge-quantizer",), upstream="tflite_fp32", uses_calibration=True,
-                 lossless=False),
-    ExportFormat("edgetpu", ".tflite", "models.export.edgetpu:export_edgetpu",
-                 ("ai-edge-litert",), upstream="tflite_int8", lossless=False,
-                 tools=("edgetpu_compiler",)),
-)}
-
-def calibrated(format_name: str) -> bool:
-    """Whether this format's artifact is made from calibration data, itself or upstream."""
-    fmt = FORMATS.get(format_name)
-    while fmt is not None:
-        if fmt.uses_calibration:
-            return True
-        fmt = FORMATS.get(fmt.upstream) if fmt.upstream else None
-    return False
 
 
 # The libraries whose code builds each family's architecture: an upgrade can change the graph

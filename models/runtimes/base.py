@@ -30,9 +30,16 @@ class ArtifactError(ValueError):
 
 
 class Runner(Protocol):
-    """A loaded artifact."""
+    """A loaded artifact; the class a format row names (models/formats.py) makes one with
+    `load(path, io, threads=, device=, meta=)`."""
 
     path: Path
+
+    @classmethod
+    def load(cls, path: Path, io: IOSpec, *, threads: int | None = None, device: str = "cpu",
+             meta: dict | None = None) -> Runner:
+        """Load `path` for `io` (meta: what the export recorded about the file)."""
+        ...
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch; inputs and outputs by spec name."""

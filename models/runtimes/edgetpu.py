@@ -36,3 +36,9 @@ class EdgeTPURunner(TFLiteRunner):
             raise RuntimeUnavailable("pycoral is installed but no Edge TPU is attached")
         super().__init__(path, io, threads, delegates=[load_edgetpu_delegate()],
                          runtime_label="pycoral")
+
+    @classmethod
+    def load(cls, path: Path, io: IOSpec, *, threads: int | None = None, device: str = "cpu",
+             meta: dict | None = None) -> EdgeTPURunner:
+        """The row's runner; `meta['compiled']`: whether edgetpu_compiler made the file."""
+        return cls(path, io, threads=threads, compiled=bool((meta or {}).get("compiled", True)))

@@ -48,6 +48,12 @@ class OnnxRunner:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._check_declared_shapes()
 
+    @classmethod
+    def load(cls, path: Path, io: IOSpec, *, threads: int | None = None, device: str = "cpu",
+             meta: dict | None = None) -> OnnxRunner:
+        """The runner of a format row (models/formats.py): one signature for every runtime."""
+        return cls(path, io, threads=threads, device=device)
+
     def _check_declared_shapes(self) -> None:
         # Cheap structure first: a file of another model or input size fails at load, by name.
         declared = [("input", i, ours, self.io.inputs.get(ours))

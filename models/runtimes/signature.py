@@ -40,9 +40,12 @@ def read_signature(format_name: str, path: Path) -> FileSignature:
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"{path}: file not found")
-    if format_name == "onnx":
+    from models.formats import format_row
+
+    suffix = format_row(format_name).suffix  # the file type decides how its I/O is declared
+    if suffix == ".onnx":
         return _onnx_signature(path)
-    if format_name.startswith("tflite") or format_name == "edgetpu":
+    if suffix == ".tflite":
         return tflite_signature(path)
     return FileSignature(inputs=None, outputs=None)
 

@@ -118,6 +118,12 @@ class TFLiteRunner:
                     f"{name!r} is {tuple(expected)} ({shape_mismatch(shape, tuple(expected))}); "
                     "an artifact of another model or input size?")
 
+    @classmethod
+    def load(cls, path: Path, io: IOSpec, *, threads: int | None = None, device: str = "cpu",
+             meta: dict | None = None) -> TFLiteRunner:
+        """The runner of a format row (models/formats.py): one signature for every runtime."""
+        return cls(path, io, threads=threads)
+
     def _layout(self, detail, expected: tuple[int, ...]) -> str:
         shape = tuple(int(s) for s in detail["shape"])
         if shape == tuple(expected):

@@ -39,6 +39,12 @@ class TorchScriptRunner:
                                 f"({error_summary(err)})") from err
         self._torch = torch
 
+    @classmethod
+    def load(cls, path: Path, io: IOSpec, *, threads: int | None = None, device: str = "cpu",
+             meta: dict | None = None) -> TorchScriptRunner:
+        """The runner of a format row (models/formats.py): one signature for every runtime."""
+        return cls(path, io, threads=threads, device=device)
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Forward once."""
         torch = self._torch
@@ -78,3 +84,11 @@ def _flatten(items):
             yield from _flatten(item)
         else:
             yield item
+
+
+class TorchScriptLiteRunner(TorchScriptRunner):
+    """Runs a `.ptl` on the lite (mobile) interpreter, CPU only."""
+
+    def __init__(self, path: Path, io: IOSpec, threads: int | None = None,
+                 device: str = "cpu") -> None:
+        super().__init__(path, io, lite=True, threads=threads, device=device)

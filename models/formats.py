@@ -1,0 +1,121 @@
+"""The export formats as data: one `ExportFormat` row per format, everything else reads it.
+
+Adding a format is one converter module (models/export/<fmt>.py), one runner module
+(models/runtimes/<fmt>.py) and one row here. Nothing in this module imports torch or a
+runtime: bundles are verified on devices that have neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# PyTorch eager: the reference every format is compared with, and the latency yardstick. Budgets,
+# profiles and reports name it beside the formats, but it is no row: nothing exports to it.
+REFERENCE_FORMAT = "torch_eager"
+
+# Precision classes: how far a format's numbers may drift from PyTorch's float32. Budgets
+# resolve by format, then by precision class ([suite.FORMAT], else [suite.PRECISION]).
+PRECISIONS: dict[str, str] = {
+    "float32": "float32 weights and arithmetic: PyTorch's math on other kernels (float noise)",
+    "float16": "float16 weights (about 3 significant digits), float arithmetic",
+    "int8": "full-integer int8 weights and activations: judged by decisions, not logit error",
+}
+
+
+def _import(target: str) -> Any:
+    """The object named by 'module:attribute', imported now (a missing library stays local)."""
+    module, attribute = target.split(":")
+    return getattr(__import__(module, fromlist=[attribute]), attribute)
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """One format: converter, runner, file suffix, precision class and what its key depends on.
+
+    `precision` is a key of PRECISIONS (float32, float16, int8); `localisable`: models/localise.py
+    can compare its intermediates layer by layer; `devices`: where its runner runs ("cpu", "cuda").
+    """
+
+    name: str
+    suffix: str
+    converter: str  # "module:function" taking an ExportRequest, imported on use
+    runner: str  # "module:Class" with Class.load(path, io, threads=, device=, meta=) -> Runner
+    precision: str
+    libraries: tuple[str, ...] = ()  # whose versions are part of the artifact key
+    localisable: bool = False
+    devices: tuple[str, ...] = ("cpu",)
+    upstream: str | None = None  # the format this one converts from (tflite_fp32 -> int8)
+    uses_calibration: bool = False
+    tools: tuple[str, ...] = ()  # executables that run when present (their versions: the key)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"format {self.name!r}: unknown precision {self.precision!r}; "
+                             f"known: {', '.join(PRECISIONS)}")
+        if self.name in PRECISIONS:  # [suite.NAME] in budgets.toml must mean one thing
+            raise ValueError(f"format {self.name!r}: the name of a precision class")
+        for field_name in ("converter", "runner"):
+            if ":" not in getattr(self, field_name):
+                raise ValueError(f"format {self.name!r}: {field_name} must be 'module:name'")
+
+    @property
+    def converter_module(self) -> str:
+        """The module that holds the converter function."""
+        return self.converter.split(":")[0]
+
+    def load_converter(self) -> Callable[..., dict]:
+        """Import the converter function."""
+        return _import(self.converter)
+
+    def load_runner_class(self) -> Any:
+        """Import the runner class."""
+        return _import(self.runner)
+
+
+FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
+    ExportFormat("torchscript", ".pt", "models.export.torchscript:export_torchscript",
+                 "models.runtimes.torchscript:TorchScriptRunner", "float32", ("torch",),
+                 devices=("cpu", "cuda")),
+    ExportFormat("torchscript_lite", ".ptl", "models.export.torchscript:export_torchscript_lite",
+                 "models.runtimes.torchscript:TorchScriptLiteRunner", "float32", ("torch",)),
+    ExportFormat("onnx", ".onnx", "models.export.onnx:export_onnx",
+                 "models.runtimes.onnx:OnnxRunner", "float32", ("torch", "onnx"),
+                 localisable=True, devices=("cpu", "cuda")),
+    ExportFormat("tflite_fp32", ".tflite", "models.export.tflite:export_tflite_fp32",
+                 "models.runtimes.tflite:TFLiteRunner", "float32",
+                 ("torch", "litert-torch", "ai-edge-litert"), localisable=True),
+    ExportFormat("tflite_fp16", ".tflite", "models.export.tflite:export_tflite_fp16",
+                 "models.runtimes.tflite:TFLiteRunner", "float16", ("ai-edge-quantizer",),
+                 localisable=True, upstream="tflite_fp32"),
+    ExportFormat("tflite_int8", ".tflite", "models.export.tflite:export_tflite_int8",
+                 "models.runtimes.tflite:TFLiteRunner", "int8", ("ai-edge-quantizer",),
+                 localisable=True, upstream="tflite_fp32", uses_calibration=True),
+    ExportFormat("edgetpu", ".tflite", "models.export.edgetpu:export_edgetpu",
+                 "models.runtimes.edgetpu:EdgeTPURunner", "int8", ("ai-edge-litert",),
+                 upstream="tflite_int8", tools=("edgetpu_compiler",)),
+)}
+
+
+def format_row(name: str) -> ExportFormat:
+    """The row of format `name`, or a ValueError listing the known formats."""
+    if name not in FORMATS:
+        raise ValueError(f"unknown format {name!r}; known: {', '.join(FORMATS)}")
+    return FORMATS[name]
+
+
+def precision_of(name: str) -> str | None:
+    """The precision class of format `name`; None for a name without a row (the reference)."""
+    row = FORMATS.get(name)
+    return row.precision if row else None
+
+
+def calibrated(name: str) -> bool:
+    """Whether format `name`'s artifact is made from calibration data, itself or upstream."""
+    row = FORMATS.get(name)
+    while row is not None:
+        if row.uses_calibration:
+            return True
+        row = FORMATS.get(row.upstream) if row.upstream else None
+    return False
