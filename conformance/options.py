@@ -8,17 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from conformance.profiles import DEVICE_MARKERS, load_profiles
+from conformance.profiles import ASSUME_DEVICE_ENV, DEVICE_MARKERS, load_profiles
 
 # model -> format -> a user's exported file, parsed once from --artifact at configure time.
 USER_ARTIFACTS = pytest.StashKey[dict]()
-_CACHE_BEFORE = pytest.StashKey["str | None"]()
+_ENV_BEFORE = pytest.StashKey[dict[str, "str | None"]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("segconform", "segmentation export conformance")
     group.addoption("--profile", default=None, choices=sorted(load_profiles()),
                     help="device profile to judge against (default: from -m, else cpu)")
+    group.addoption("--assume-device", default=None, choices=sorted(load_profiles()),
+                    metavar="PROFILE",
+                    help="treat this host as PROFILE's device, so its latency budgets apply "
+                         "(for a board the detection misses)")
     group.addoption("--budget", action="append", default=[], metavar="SUITE.FORMAT.KEY=VALUE",
                     help="override a budget from conformance/budgets.toml (repeatable)")
     group.addoption("--checkpoint", action="append", default=[], metavar="MODEL=PATH",
@@ -59,11 +63,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.hookimpl(tryfirst=True)  # before pytest-html creates its report's folder
 def pytest_configure(config: pytest.Config) -> None:
     """Refuse bad options with one line before any test runs."""
+    device = config.getoption("--assume-device")
+    if device:  # an environment variable, so that child pytest processes assume it too
+        _set_env(config, ASSUME_DEVICE_ENV, device)
     cache = config.getoption("--export-cache")
     if cache:
-        # Restored at unconfigure: an in-process session (pytester) must not move its host's cache.
-        config.stash[_CACHE_BEFORE] = os.environ.get("SEGCONFORM_CACHE")
-        os.environ["SEGCONFORM_CACHE"] = str(Path(cache).resolve())
+        _set_env(config, "SEGCONFORM_CACHE", str(Path(cache).resolve()))
     from conformance.baseline import load_baseline
     from conformance.budgets import load_budgets
 
@@ -87,15 +92,20 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"{option} {value}: cannot write there ({reason})")
 
 
+def _set_env(config: pytest.Config, name: str, value: str) -> None:
+    # Put back at unconfigure: a session run inside another (pytest.main, pytester) must not
+    # change its host's environment.
+    config.stash.setdefault(_ENV_BEFORE, {}).setdefault(name, os.environ.get(name))
+    os.environ[name] = value
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Put $SEGCONFORM_CACHE back as it was before --export-cache."""
-    if _CACHE_BEFORE not in config.stash:
-        return
-    before = config.stash[_CACHE_BEFORE]
-    if before is None:
-        os.environ.pop("SEGCONFORM_CACHE", None)
-    else:
-        os.environ["SEGCONFORM_CACHE"] = before
+    """Put the environment variables options set back as they were."""
+    for name, before in config.stash.get(_ENV_BEFORE, {}).items():
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def calibration_problem(folder: str | None, count: int | None,

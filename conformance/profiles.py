@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tomllib
@@ -84,10 +85,30 @@ _DETECTORS = {"always": lambda: True, "cuda": _cuda, "rpi5": _raspberry_pi_5,
               "adb": _adb_device, "edgetpu": _edge_tpu}
 
 
-@cache
+# Set by --assume-device PROFILE (and inherited by child processes): this host is that
+# profile's device, for boards the detection misses and for tests of the on-device path.
+ASSUME_DEVICE_ENV = "SEGCONFORM_ASSUME_DEVICE"
+
+
 def host_matches(profile_name: str) -> bool:
     """Whether this host is the profile's device (latency budgets apply only then)."""
+    if os.environ.get(ASSUME_DEVICE_ENV) == profile_name:
+        return True
+    return _detected(profile_name)
+
+
+@cache
+def _detected(profile_name: str) -> bool:
     return bool(_DETECTORS[load_profiles()[profile_name].detect]())
+
+
+def device_label(profile_name: str) -> str | None:
+    """`pi5 profile, numerics on x86_64` when this host is not the profile's device, else None."""
+    if host_matches(profile_name):
+        return None
+    import platform
+
+    return f"{profile_name} profile, numerics on {platform.machine()}"
 
 
 def host_description() -> str:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from conformance.profiles import device_label, load_profiles
+
 RESULT_KEY = pytest.StashKey["CaseResult"]()
 
 
@@ -67,6 +69,9 @@ def record_case(
     if result is None:
         result = CaseResult(suite=suite, model=model, format=format, profile=profile,
                             nodeid=node.nodeid)
+        label = device_label(profile) if profile in load_profiles() else None
+        if label:  # figures from another host than the profile's device say so
+            result.info["measured_on"] = label
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         if worker:  # under pytest -n: which worker measured it (merged by the controller)
             result.info["worker"] = worker

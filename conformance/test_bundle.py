@@ -1,4 +1,8 @@
-"""Verify on-device bundles: `pytest -m pi5 --bundle PATH` with numpy + a TFLite runtime only."""
+"""Verify on-device bundles: `pytest -m pi5 --bundle PATH` with numpy + a TFLite runtime only.
+
+Parity against the stored PyTorch outputs, and latency against the profile's budgets (which
+apply where the host is the profile's device), each judged by the bundle's model task.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import pytest
 
 from conformance.budgets import budget_for, explain, violations
 from conformance.bundle import find_bundles, read_bundle
+from conformance.latency import ROUNDS, WARMUP, judge_latency, latency_figures, time_calls
 from conformance.metrics.parity import parity_figures
-from conformance.profiles import markers_for_format
+from conformance.profiles import load_profiles, markers_for_format
 from conformance.results import record_case
 from conformance.runners import skip_unavailable
 from models.runtimes import IOSpec, RuntimeUnavailable, load_runner
@@ -36,22 +41,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("bundle_dir", _bundle_params(metafunc.config))
 
 
-def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, request) -> None:
-    """The bundled artifact reproduces the stored PyTorch outputs within the parity budget."""
+def _bundle_runner(bundle_dir: Path, threads: int | None = None):
     bundle = read_bundle(bundle_dir)
     manifest = bundle.manifest
+    io = IOSpec(inputs={k: tuple(v["shape"]) for k, v in manifest["inputs"].items()},
+                outputs=tuple(manifest["outputs"]),
+                output_shapes={k: tuple(v["shape"]) for k, v in manifest["outputs"].items()})
+    options = {"threads": threads} if threads else {}
+    try:
+        runner = load_runner(manifest["format"], bundle.artifact, io,
+                             meta=manifest.get("export", {}), **options)
+    except RuntimeUnavailable as err:
+        skip_unavailable(manifest["format"], err)
+    return bundle, runner
+
+
+def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, request) -> None:
+    """The bundled artifact reproduces the stored PyTorch outputs within the parity budget."""
+    manifest = read_bundle(bundle_dir).manifest
     budget = budget_for(budgets, SUITE, manifest["format"], profile_name,
                         manifest.get("task", "semantic"))
     record_case(request, suite=SUITE, model=manifest["model"], format=manifest["format"],
                 profile=profile_name, budgets=budget, info={"bundle": str(bundle_dir)})
-    io = IOSpec(inputs={k: tuple(v["shape"]) for k, v in manifest["inputs"].items()},
-                outputs=tuple(manifest["outputs"]),
-                output_shapes={k: tuple(v["shape"]) for k, v in manifest["outputs"].items()})
-    try:
-        runner = load_runner(manifest["format"], bundle.artifact, io,
-                             meta=manifest.get("export", {}))
-    except RuntimeUnavailable as err:
-        skip_unavailable(manifest["format"], err)
+    bundle, runner = _bundle_runner(bundle_dir)
     semantic = manifest["task"] == "semantic"
     got = [runner.run(inputs) for inputs in bundle.inputs]
     metrics, _ = parity_figures(bundle.outputs, got, class_axis=1 if semantic else None)
@@ -59,3 +71,24 @@ def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, reque
                 profile=profile_name, metrics=metrics, info=runner.describe())
     assert not violations(metrics, budget), explain(
         f"bundle {bundle_dir}", metrics, budget, hint=f"weights: {manifest['weights']}")
+
+
+@pytest.mark.timed_alone
+def test_bundle_latency(bundle_dir: Path, budgets: dict, profile_name: str, request) -> None:
+    """p50/p90 of the bundled artifact at the profile's threads, against its latency budget."""
+    manifest = read_bundle(bundle_dir).manifest
+    budget = budget_for(budgets, "latency", manifest["format"], profile_name,
+                        manifest.get("task", "semantic"))
+    # No PyTorch on the device: the speed-up to eager is measured by the host-side suite.
+    budget.pop("min_speedup_vs_eager", None)
+    record_case(request, suite="latency", model=manifest["model"], format=manifest["format"],
+                profile=profile_name, budgets=budget, info={"bundle": str(bundle_dir)})
+    threads = load_profiles()[profile_name].threads
+    bundle, runner = _bundle_runner(bundle_dir, threads=threads)
+    inputs = bundle.inputs[0]
+    metrics = latency_figures(time_calls(lambda: runner.run(inputs)))
+    record_case(request, suite="latency", model=manifest["model"], format=manifest["format"],
+                profile=profile_name, metrics=metrics,
+                info={**runner.describe(), "rounds": ROUNDS, "warmup": WARMUP})
+    judge_latency(f"bundle {bundle_dir} latency on {profile_name}", metrics, budget,
+                  profile_name)

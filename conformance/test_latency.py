@@ -12,9 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from conformance.budgets import budget_for, explain, violations
+from conformance.budgets import budget_for
+from conformance.latency import ROUNDS, WARMUP, judge_latency, latency_figures
 from conformance.matrix import Case, format_cases
-from conformance.profiles import host_description, host_matches, load_profiles
+from conformance.profiles import load_profiles
 from conformance.reference import run_eager
 from conformance.results import record_case
 from conformance.runners import load_case_runner
@@ -22,7 +23,6 @@ from models.formats import REFERENCE_FORMAT
 
 SUITE = "latency"
 EAGER = REFERENCE_FORMAT
-WARMUP, ROUNDS = 3, 7  # TorchScript's profiling executor optimises over the first runs
 
 
 # Under pytest-xdist no other worker runs while a latency case is timed (conformance/parallel.py).
@@ -87,10 +87,7 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
         pytest.skip("latency not measured: pytest-benchmark is disabled (--benchmark-disable)")
     benchmark.group = f"{case.model} ({profile_name}, {threads} threads)"
     benchmark.pedantic(infer, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
-    data = np.asarray(benchmark.stats.stats.data) * 1000.0
-    metrics = {"p50_ms": float(np.percentile(data, 50)), "p90_ms": float(np.percentile(data, 90)),
-               "mean_ms": float(data.mean())}
-    metrics["p90_over_p50"] = metrics["p90_ms"] / metrics["p50_ms"]
+    metrics = latency_figures(benchmark.stats.stats.data)
     if case.format != EAGER and _torch_available():
         metrics["speedup_vs_eager"] = _interleaved_speedup(case, references, threads, infer)
     record_case(request, suite=SUITE, model=case.model, format=case.format,
@@ -99,16 +96,4 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
         # Eager was not selected in this run (e.g. -m pi5): there is no ratio to judge.
         budget.pop("min_speedup_vs_eager", None)
         result.info["speedup_vs_eager"] = "not measured: no torch_eager case in this run"
-    # Milliseconds belong to the profile's device; ratios measured in one run hold anywhere.
-    device_budget = {k: v for k, v in budget.items() if k.endswith("_ms")}
-    if device_budget and not host_matches(profile_name):
-        general = {k: v for k, v in budget.items() if k not in device_budget}
-        assert not violations(metrics, general), explain(
-            f"{case} latency on {profile_name}", metrics, general)
-        limits = ", ".join(f"{k} {v:g}" for k, v in device_budget.items())
-        pytest.skip(f"{profile_name} latency budget ({limits}) applies on a "
-                    f"{profile.description}; measured here "
-                    f"on {host_description()}: p50 {metrics['p50_ms']:.1f} ms, "
-                    f"p90 {metrics['p90_ms']:.1f} ms")
-    assert not violations(metrics, budget), explain(
-        f"{case} latency on {profile_name}", metrics, budget)
+    judge_latency(f"{case} latency on {profile_name}", metrics, budget, profile_name)

@@ -55,18 +55,50 @@ def test_int8_bundle_records_its_calibration_and_activation_ranges(lite_bundle: 
     assert -2.2 <= low < 0.0 < high <= 2.7, (low, high)
 
 
-def test_bundle_verifies_with_torch_and_tensorflow_blocked(lite_bundle: Path,
-                                                           tmp_path: Path) -> None:
+def _run_on_device(bundle: Path, tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess,
+                                                                      dict]:
+    """`pytest -m pi5 --bundle` in a Python that cannot import torch or TensorFlow."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "sitecustomize.py").write_text(BLOCKER)
-    loaded = tmp_path / "loaded.txt"
+    loaded, results = tmp_path / "loaded.txt", tmp_path / "results.json"
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "LOADED": str(loaded)}
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-m", "pi5", f"--bundle={lite_bundle}", "-q",
-         "-p", "no:cacheprovider", "-o", "addopts=", "-o", "report_json="],
+        [sys.executable, "-m", "pytest", "-m", "pi5", f"--bundle={bundle}", "-q", "-rs",
+         "-p", "no:cacheprovider", "-o", "addopts=", f"--report-json={results}", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "1 passed" in run.stdout
     assert loaded.read_text().split() == [], "the bundle run imported a blocked library"
+    rows = {r["suite"]: r for r in json.loads(results.read_text())["results"]}
+    return run, rows
+
+
+def test_bundle_verifies_with_torch_and_tensorflow_blocked(lite_bundle: Path,
+                                                           tmp_path: Path) -> None:
+    run, rows = _run_on_device(lite_bundle, tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert rows["parity"]["outcome"] == "passed"
+    # Off the device the pi5 milliseconds do not apply: the local figure, labelled, and a skip.
+    latency = rows["latency"]
+    assert latency["outcome"] == "skipped", latency
+    assert "applies on a Raspberry Pi 5" in latency["message"]
+    assert f"p50 {latency['metrics']['p50_ms']:.1f} ms" in latency["message"]
+    assert latency["info"]["measured_on"].startswith("pi5 profile, numerics on ")
+
+
+def test_bundle_latency_is_judged_on_the_profiles_device(lite_bundle: Path,
+                                                         tmp_path: Path) -> None:
+    """--assume-device pi5 (a board the detection misses): the pi5 budget is applied."""
+    key = "latency.tflite_int8.pi5.max_p50_ms"
+    run, rows = _run_on_device(lite_bundle, tmp_path / "generous", "--assume-device=pi5",
+                               f"--budget={key}=100000")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    latency = rows["latency"]
+    assert latency["outcome"] == "passed" and "measured_on" not in latency["info"], latency
+    assert latency["budgets"]["max_p50_ms"] == 100000
+    run, rows = _run_on_device(lite_bundle, tmp_path / "strict", "--assume-device=pi5",
+                               f"--budget={key}=0.001")
+    assert run.returncode == 1 and rows["latency"]["outcome"] == "failed", run.stdout[-3000:]
+    assert "p50_ms = " in rows["latency"]["message"], rows["latency"]["message"]
+    assert rows["parity"]["outcome"] == "passed"
 
 
 def test_altered_bundle_is_refused_with_the_file_named(lite_bundle: Path) -> None:
