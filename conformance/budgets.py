@@ -187,6 +187,21 @@ def violations(metrics: dict[str, float], budget: dict[str, float]) -> list[Viol
     return found
 
 
+def failing_outputs(by_output: dict[str, dict[str, float]], budget: dict[str, float]) -> str:
+    """`output 'output0': cosine = 0.973 (budget >= 0.98)` for each output outside the budget.
+
+    Each output is judged on the budget's figures it has (pooled ones such as agreement mIoU
+    are judged on the case only); "" when every output is inside.
+    """
+    lines = []
+    for name, figures in by_output.items():
+        own = {k: v for k, v in budget.items() if k.split("_", 1)[1] in figures}
+        bad = violations(figures, own)
+        if bad:
+            lines.append(f"output {name!r}: " + "; ".join(str(v) for v in bad))
+    return "\n".join(lines)
+
+
 def explain(title: str, metrics: dict[str, float], budget: dict[str, float],
             hint: str = "") -> str:
     """A failure message: what failed, every figure against its budget, where to look next."""

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budgets import budget_for, explain, violations
+from conformance.budgets import budget_for, explain, failing_outputs, violations
 from conformance.bundle import find_bundles, read_bundle
 from conformance.latency import ROUNDS, WARMUP, judge_latency, latency_figures, time_calls
-from conformance.metrics.parity import parity_figures
+from conformance.metrics.parity import figures_by_output, parity_figures
 from conformance.profiles import load_profiles, markers_for_format
 from conformance.results import record_case
 from conformance.runners import skip_unavailable
@@ -66,11 +66,13 @@ def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, reque
     bundle, runner = _bundle_runner(bundle_dir)
     semantic = manifest["task"] == "semantic"
     got = [runner.run(inputs) for inputs in bundle.inputs]
-    metrics, _ = parity_figures(bundle.outputs, got, class_axis=1 if semantic else None)
+    metrics, reports = parity_figures(bundle.outputs, got, class_axis=1 if semantic else None)
     record_case(request, suite=SUITE, model=manifest["model"], format=manifest["format"],
                 profile=profile_name, metrics=metrics, info=runner.describe())
+    outputs = failing_outputs(figures_by_output(reports), budget)
     assert not violations(metrics, budget), explain(
-        f"bundle {bundle_dir}", metrics, budget, hint=f"weights: {manifest['weights']}")
+        f"bundle {bundle_dir}", metrics, budget,
+        hint="\n".join(filter(None, [outputs, f"weights: {manifest['weights']}"])))
 
 
 @pytest.mark.timed_alone

@@ -7,10 +7,17 @@ from pathlib import Path
 import pytest
 
 from conformance.baseline import baseline_regressions
-from conformance.budgets import budget_for, explain, find_known_failure, settle, violations
+from conformance.budgets import (
+    budget_for,
+    explain,
+    failing_outputs,
+    find_known_failure,
+    settle,
+    violations,
+)
 from conformance.bundle import write_bundle
 from conformance.matrix import Case, format_cases
-from conformance.metrics.parity import parity_figures
+from conformance.metrics.parity import figures_by_output, parity_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.results import record_case
 from conformance.runners import calibration_info, load_case_runner
@@ -42,6 +49,7 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
         result.info["ptl_path"] = artifact.meta["ptl_path"]
     got = [runner.run(inputs) for inputs in ref.inputs]
     metrics, reports = parity_figures(ref.outputs, got, class_axis=1 if semantic else None)
+    by_output = figures_by_output(reports)
     if semantic:
         maps = [out[case.spec.output_names[0]].argmax(1) for out in ref.outputs]
         metrics.update(reference_figures(maps))
@@ -51,7 +59,9 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
                      ref.weights, calibration=result.info.get("calibration", ""))
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
-                info={"images": len(ref.inputs), "artifact": artifact.label})
+                info={"images": len(ref.inputs), "artifact": artifact.label,
+                      "per_output": {name: {k: float(f"{v:.6g}") for k, v in figures.items()}
+                                     for name, figures in by_output.items()}})
     if semantic:
         problem = reference_problems(maps, metrics["tie_exempt_fraction"])
         if problem:
@@ -61,6 +71,9 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     failure = None
     if failed:
         hint = f"artifact {artifact.path}; weights: {ref.weights}"
+        outputs = failing_outputs(by_output, budget)
+        if outputs:  # which output broke, as Polygraphy names it
+            hint = f"{outputs}\n{hint}"
         if localisable(case.format):
             hint += "\n" + localise_failure(request, case, profile_name, ref, artifact, reports)
         failure = explain(f"{case} parity vs PyTorch eager over {len(ref.inputs)} images",

@@ -83,3 +83,23 @@ def test_parity_agreement_miou_pools_the_images() -> None:
     assert metrics["agreement_miou"] == pytest.approx(pooled)
     per_image_worst = (30 / 32 + 1.0 + 0.0) / 3
     assert per_image_worst < 0.7 < pooled
+
+
+def test_a_failing_output_is_named_with_its_figures() -> None:
+    from conformance.budgets import failing_outputs
+    from conformance.metrics.parity import figures_by_output, parity_figures
+
+    rng = np.random.default_rng(0)
+    expected = [{"output0": rng.normal(size=(1, 37, 50)).astype(np.float32),
+                 "proto": rng.normal(size=(1, 8, 16, 16)).astype(np.float32)} for _ in range(2)]
+    got = [{"output0": e["output0"] + rng.normal(scale=0.3, size=e["output0"].shape),
+            "proto": e["proto"] + 1e-4} for e in expected]
+    _, reports = parity_figures(expected, got)
+    by_output = figures_by_output(reports)
+    assert set(by_output) == {"output0", "proto"}
+    assert by_output["proto"]["cosine"] > 0.999 > by_output["output0"]["cosine"]
+    # agreement mIoU is pooled per case: it is not asked of a single output.
+    message = failing_outputs(by_output, {"min_cosine": 0.98, "min_agreement_miou": 0.9})
+    assert message.startswith("output 'output0': cosine = 0.9") and "proto" not in message
+    assert message.endswith("(budget >= 0.98)")
+    assert failing_outputs(by_output, {"min_cosine": 0.5}) == ""

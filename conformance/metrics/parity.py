@@ -128,6 +128,12 @@ def worst(reports: list[ParityReport]) -> dict[str, float]:
     return merged
 
 
+def figures_by_output(reports: list[ParityReport]) -> dict[str, dict[str, float]]:
+    """The worst figures of each output, by its name, over the images."""
+    names = dict.fromkeys(report.output for report in reports)
+    return {name: worst([r for r in reports if r.output == name]) for name in names}
+
+
 def parity_figures(expected: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]],
                    class_axis: int | None = None) -> tuple[dict[str, float], list[ParityReport]]:
     """Figures of every output over every image: the worst image for each figure, except
