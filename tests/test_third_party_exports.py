@@ -118,8 +118,9 @@ def _within(value: float, band: tuple[float, float]) -> bool:
 def test_ultralytics_litert_int8_runs_the_mask_suite_with_iou_by_size_bucket(
         ultralytics_litert: dict[str, Path], tmp_path: Path, inline_suite) -> None:
     """`pytest --artifact fastsam_s=<ultralytics' LiteRT fp32 / int8>`: both files read as what
-    they are, prompt masks judged by size bucket; int8 keeps every mask and fails only parity's
-    int8 cosine budget on output0, as the suite's own int8 does (a known failure there)."""
+    they are, prompt masks judged by size bucket. int8 keeps every mask (IoU as the suite's own
+    int8); its output0 sits at parity's int8 cosine budget, below it in this calibration order
+    (0.9786 < 0.98), as the suite's own int8 (0.9734, a known failure for its own export only)."""
     from models.export.cache import file_sha256
     from models.user_artifact import infer_format
 
