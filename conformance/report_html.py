@@ -686,7 +686,7 @@ def _op_counts_html(op_counts: Mapping[str, Any]) -> str:
 
 
 def _figures_html(figures: Sequence[Figure], iou: list[Any] | None) -> str:
-    items = "".join(f'<figure class="sc-figure"><img alt="{_e(caption)}" loading="lazy" '
+    items = "".join(f'<figure class="sc-figure"><img alt="{_e(caption)}" '
                     f'src="data:{_e(mime)};base64,{data}"/><figcaption>{_e(caption)}'
                     "</figcaption></figure>" for caption, mime, data in figures)
     return f'<div class="sc-figures">{items}{_class_legend(iou) if iou else ""}</div>'
@@ -793,13 +793,15 @@ _COLOURS = {"passed": "#3a9a3a", "failed": "#d0342c", "error": "#8b0000",
             "xfailed": "#e08a00", "xpassed": "#7b3fa0", "skipped": "#9a9a9a"}
 
 # The summary comes first: pytest-html puts its environment table above it, so the body is
-# a column and the summary is ordered before everything but the title. Logs and extras rows
-# are capped so that no results-table row grows past a screen's glance.
+# a column and the summary is ordered before everything but the title. Logs, extras rows and
+# the environment's lists are capped or run inline so that no table row grows past a glance.
 _CSS = """<style>
 body { display: flex; flex-direction: column; max-width: 1380px; }
 body > * { order: 2; } #title { order: 0; } body > .summary { order: 1; }
 .summary__data { flex: 1 1 auto; } .summary__spacer { display: none; }
 .logwrapper { max-height: 96px; } div.media { display: none; }
+#environment ul { list-style: none; padding: 0; }
+#environment li { display: inline-block; margin-right: 1.2em; }
 #segconform-summary { color: #222; font-size: 12px; }
 #segconform-summary h2 { margin: 1em 0 0.3em; } #segconform-summary h3 { margin: 0 0 0.3em; }
 #segconform-summary h4 { margin: 0.6em 0 0.2em; font-size: 12px; }
