@@ -1,4 +1,4 @@
-"""pytest plugin: results JSON, and pytest-html extensions (verdict matrix, figures, plots).
+"""pytest plugin: results JSON, and pytest-html hooks (the page itself: report_html.py).
 
 Loaded from the root conftest.py (`pytest_plugins = ["conformance.report"]`). It must load
 on a Raspberry Pi with only numpy, pytest and a TFLite interpreter: torch, onnxruntime,

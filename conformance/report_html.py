@@ -97,6 +97,11 @@ def verdict_html(results: list[dict[str, Any]]) -> str:
         line = f"<b>Not shippable as is:</b> {len(blocking)} case(s) fail: {links}"
     else:
         line = "<b>Every case that ran is within its budgets</b> (or inside its declared band)"
+    known = sorted({_case_key(r) for r in results if r["outcome"] == "xfailed"},
+                   key=_case_order)
+    if known:
+        line += (f'<br/><span class="sc-xfailed">{len(known)} known failure(s), inside their '
+                 f"declared bands:</span> {', '.join(_case_link(key) for key in known)}")
     return (f'<section id="sc-verdict"><h2>Verdict</h2><p class="sc-counts">{len(results)} '
             f"results: {badges}</p><p>{line}</p></section>")
 
@@ -435,7 +440,8 @@ class _BarChart:
             self.groups[-1] = (self.groups[-1][0], self.groups[-1][1], position + self.SLOT)
             position += self.SLOT
             previous = row["model"]
-        self.width = position + 8
+        # Wide enough for its title and for each model's name over its group.
+        self.width = max(position + 8, self.LEFT + 7.0 * len(title) + 40)
         self.height = self.TOP + scale.height + self.BOTTOM
         self.parts: list[str] = []
 
