@@ -56,7 +56,7 @@ RUNTIME_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # Info the case section draws as something other than a key/value line.
 _DRAWN_INFO = ("per_class_iou", "layer_table", "known_failure", "key_metric",
-               "first_divergent_layer", "localised_image", "op_counts")
+               "first_divergent_layer", "localised_image", "op_counts", "per_output")
 _IDENTITY_INFO = ("artifact", "weights_sha256", "weights", "converter", "rewrites", "runtime",
                   "version", "device", "providers", "delegate", "threads", "cache")
 
@@ -582,6 +582,9 @@ def _suite_block(entry: Mapping[str, Any], figures: Sequence[Figure]) -> str:
         parts.append(f'<p class="sc-known"><b>Known failure</b>, band {_e(bands)}: '
                      f'{_e(band.get("reason", ""))}</p>')
     parts.append(metrics_table_html(entry))
+    per_output = info.get("per_output")
+    if isinstance(per_output, Mapping) and len(per_output) > 1:
+        parts.append(per_output_html(per_output, entry["budgets"]))
     if info.get("first_divergent_layer"):
         parts.append(_layers_html(info))
     iou = info.get("per_class_iou")
@@ -613,6 +616,28 @@ def metrics_table_html(entry: Mapping[str, Any]) -> str:
     return ('<table class="segconform sc-metrics"><thead><tr><th>metric</th><th>value</th>'
             "<th>budget</th><th>known band</th><th>unit</th><th></th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def per_output_html(per_output: Mapping[str, Mapping[str, Any]],
+                    budgets: Mapping[str, Any]) -> str:
+    """Each output's worst figures over the images, beside the budget they all answer to."""
+    names = list(per_output)
+    metrics = list(dict.fromkeys(m for figures in per_output.values() for m in figures))
+    rows = []
+    for metric in metrics:
+        bound = budget_of(metric, budgets)
+        cells = []
+        for name in names:
+            value = per_output[name].get(metric)
+            bad = bound is not None and value is not None and not _within(
+                _float(value), bound[0], _float(bound[1]))
+            css = ' class="sc-bad"' if bad else ""
+            cells.append(f'<td{css}>{"—" if value is None else _number(value)}</td>')
+        budget = "" if bound is None else f"{bound[0]} {_number(bound[1])}"
+        rows.append(f"<tr><td>{_e(metric)}</td><td>{_e(budget)}</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{_e(name)}</th>" for name in names)
+    return ('<table class="segconform sc-outputs"><thead><tr><th>per output (worst image)</th>'
+            f"<th>budget</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def _metric_row(name: str, value: str, bound: tuple[str, Any] | None,
@@ -852,7 +877,7 @@ section.sc-case:target { box-shadow: 0 0 0 3px #4a78b5; }
 a.sc-top { font-size: 11px; font-weight: normal; margin-left: 1em; }
 pre.sc-message { white-space: pre-wrap; overflow-wrap: anywhere; max-height: 9em;
   overflow: auto; background: #fafafa; border: 1px solid #eee; padding: 4px; margin: 0.2em 0; }
-tr.sc-bad td { background: #fbe3e1; color: #b3261e; }
+tr.sc-bad td, td.sc-bad { background: #fbe3e1; color: #b3261e; }
 .sc-known { background: #fdf0d8; padding: 2px 6px; }
 dl.sc-info { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 1px 10px;
   margin: 0.4em 0; font-size: 11px; color: #444; }

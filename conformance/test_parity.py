@@ -10,7 +10,7 @@ from conformance.baseline import baseline_regressions
 from conformance.budgets import budget_for, explain, find_known_failure, settle, violations
 from conformance.bundle import write_bundle
 from conformance.matrix import Case, format_cases
-from conformance.metrics.parity import parity_figures
+from conformance.metrics.parity import parity_figures, worst
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.results import record_case
 from conformance.runners import load_case_runner
@@ -50,9 +50,12 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
         bundles = request.config.getoption("--bundle-dir") or BUNDLES
         write_bundle(bundles, case.spec, case.format, artifact, ref.inputs, ref.outputs,
                      ref.weights)
+    outputs = dict.fromkeys(r.output for r in reports)
     record_case(request, suite=SUITE, model=case.model, format=case.format,
                 profile=profile_name, metrics=metrics,
-                info={"images": len(ref.inputs), "artifact": artifact.label})
+                info={"images": len(ref.inputs), "artifact": artifact.label,
+                      "per_output": {name: worst([r for r in reports if r.output == name])
+                                     for name in outputs}})
     if semantic:
         problem = reference_problems(maps, metrics["tie_exempt_fraction"])
         if problem:

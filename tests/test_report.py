@@ -413,3 +413,14 @@ def test_thumbnail_is_a_fraction_of_the_overlay_png() -> None:
     mime, data = figures.thumbnail(png)
     assert mime in ("image/webp", "image/jpeg")
     assert len(data) < len(png) / 3, (len(data), len(png))
+
+
+def test_per_output_figures_sit_beside_the_budget_they_answer_to() -> None:
+    table = report_html.per_output_html(
+        {"output0": {"cosine": 0.973, "snr_db": 14.0}, "proto": {"cosine": 0.993}},
+        {"min_cosine": 0.98})
+    assert re.findall(r"<th>(.*?)</th>", table) == ["per output (worst image)", "budget",
+                                                    "output0", "proto"]
+    assert '<tr><td>cosine</td><td>≥ 0.98</td><td class="sc-bad">0.973</td><td>0.993</td>' \
+        in table
+    assert "<tr><td>snr_db</td><td></td><td>14</td><td>—</td></tr>" in table
