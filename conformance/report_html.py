@@ -107,28 +107,28 @@ def verdict_html(results: list[dict[str, Any]]) -> str:
 
 
 def verdict_matrix_html(results: list[dict[str, Any]]) -> str:
-    """Rows model × format, a column per profile; each cell the deciding metric per suite."""
+    """Rows model × profile, a column per format; each cell the deciding metric per suite."""
     if not results:
         return ('<table id="segconform-matrix" class="segconform"><tr><td>'
                 "no conformance results in this run</td></tr></table>")
-    profiles = _ordered({r["profile"] for r in results}, PROFILE_ORDER)
+    formats = _ordered({r["format"] for r in results}, FORMAT_ORDER)
     cells: dict[CaseKey, list[dict[str, Any]]] = defaultdict(list)
     for r in results:
         cells[_case_key(r)].append(r)
-    rows = sorted({(r["model"], r["format"]) for r in results},
-                  key=lambda mf: (mf[0], _rank(mf[1], FORMAT_ORDER)))
-    head = "".join(f"<th>{_e(p)}</th>" for p in profiles)
+    rows = sorted({(r["model"], r["profile"]) for r in results},
+                  key=lambda mp: (mp[0], _rank(mp[1], PROFILE_ORDER)))
+    head = "".join(f"<th>{_e(f)}</th>" for f in formats)
     body = []
-    for index, (model, fmt) in enumerate(rows):
+    for index, (model, profile) in enumerate(rows):
         model_cell = ""
         if index == 0 or rows[index - 1][0] != model:
             span = sum(1 for m, _ in rows if m == model)
             model_cell = f'<th rowspan="{span}">{_e(model)}</th>'
-        tds = "".join(_matrix_cell((model, fmt, p), cells.get((model, fmt, p), []))
-                      for p in profiles)
-        body.append(f"<tr>{model_cell}<th>{_e(fmt)}</th>{tds}</tr>")
+        tds = "".join(_matrix_cell((model, f, profile), cells.get((model, f, profile), []))
+                      for f in formats)
+        body.append(f"<tr>{model_cell}<th>{_e(profile)}</th>{tds}</tr>")
     return (f'<h2>Verdict matrix</h2><table id="segconform-matrix" class="segconform">'
-            f"<thead><tr><th>model</th><th>format</th>{head}</tr></thead>"
+            f"<thead><tr><th>model</th><th>profile</th>{head}</tr></thead>"
             f'<tbody>{"".join(body)}</tbody></table>'
             '<p class="sc-legend">Each cell: per suite, the metric that decided, its value and '
             "its budget (or the known failure's band). Click a cell for the case; hover an "
@@ -139,31 +139,36 @@ def _matrix_cell(key: CaseKey, entries: list[dict[str, Any]]) -> str:
     if not entries:
         return '<td class="sc-none">—</td>'
     worst_outcome = min((e["outcome"] for e in entries), key=lambda o: _rank(o, SEVERITY))
-    messages = {e["message"] for e in entries}
-    if all(e["outcome"] == "skipped" for e in entries) and len(messages) == 1:
-        # A profile this host cannot run: one line, not one per suite.
-        lines = [_entry_div("skipped", f"skipped: {messages.pop()}", entries[0]["message"])]
-    else:
-        by_suite: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for entry in entries:
-            by_suite[entry["suite"]].append(entry)
-        lines = []
-        for suite in _ordered(set(by_suite), SUITE_ORDER):
-            group = sorted(by_suite[suite], key=lambda e: _rank(e["outcome"], SEVERITY))
-            worst = group[0]
-            text = f"{suite}: {deciding_text(worst) or worst['outcome']}"
-            title = worst["message"] or worst["outcome"]
-            if len(group) > 1:
-                counts = Counter(e["outcome"] for e in group)
-                text += f" (worst of {len(group)})"
-                title = f"{', '.join(f'{n} {o}' for o, n in counts.items())}; worst: {title}"
-            lines.append(_entry_div(worst["outcome"], text, title))
+    by_suite: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for entry in entries:
+        by_suite[entry["suite"]].append(entry)
+    lines, skipped = [], []
+    for suite in _ordered(set(by_suite), SUITE_ORDER):
+        group = sorted(by_suite[suite], key=lambda e: _rank(e["outcome"], SEVERITY))
+        worst = group[0]
+        if worst["outcome"] == "skipped":
+            skipped.append(worst)
+            continue
+        text = deciding_text(worst) or worst["outcome"]
+        title = worst["message"] or worst["outcome"]
+        if len(group) > 1:
+            counts = Counter(e["outcome"] for e in group)
+            text += f" (worst of {len(group)})"
+            title = f"{', '.join(f'{n} {o}' for o, n in counts.items())}; worst: {title}"
+        lines.append(_entry_div(worst["outcome"], suite, text, title))
+    if skipped:
+        # Suites this host could not run, on one line; the reasons are in the title.
+        suites = ", ".join(e["suite"] for e in skipped)
+        reasons = "; ".join(dict.fromkeys(e["message"] for e in skipped))
+        lines.append(_entry_div("skipped", "skipped", suites if lines else
+                                f"{suites}: {reasons}", reasons))
     return (f'<td class="sc-cell sc-{worst_outcome}"><a class="sc-cell-link" '
             f'href="#{case_anchor(key)}">{"".join(lines)}</a></td>')
 
 
-def _entry_div(outcome: str, text: str, title: str) -> str:
-    return f'<div class="sc-entry sc-{outcome}" title="{_e(title)}">{_e(text)}</div>'
+def _entry_div(outcome: str, label: str, text: str, title: str) -> str:
+    return (f'<div class="sc-entry sc-{outcome}" title="{_e(title)}"><b>{_e(label)}</b> '
+            f"{_e(text)}</div>")
 
 
 def deciding_text(payload: Mapping[str, Any]) -> str:
@@ -830,7 +835,7 @@ _CSS = """<style>
 body { display: flex; flex-direction: column; max-width: 1380px; }
 body > * { order: 2; } #title { order: 0; } body > .summary { order: 1; }
 .summary__data { flex: 1 1 auto; } .summary__spacer { display: none; }
-.logwrapper { max-height: 96px; } div.media { display: none; }
+.logwrapper { max-height: 90px; } div.media { display: none; } .sc-goto { margin: 0; }
 #environment ul { list-style: none; padding: 0; }
 #environment li { display: inline-block; margin-right: 1.2em; }
 #segconform-summary { color: #222; font-size: 12px; }
@@ -845,8 +850,9 @@ td.sc-cell.sc-passed { background: #e6f4e6; } td.sc-cell.sc-failed { background:
 td.sc-cell.sc-error { background: #f6c9c6; } td.sc-cell.sc-skipped { background: #f4f4f4; }
 td.sc-cell.sc-xfailed { background: #fdf0d8; } td.sc-cell.sc-xpassed { background: #efe4f6; }
 td.sc-none { color: #aaa; text-align: center; }
-.sc-entry { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 34em;
-  padding: 0 2px; }
+#segconform-matrix td.sc-cell { min-width: 9em; max-width: 15em; }
+.sc-entry { padding: 0 2px; font-size: 11px; overflow-wrap: anywhere; max-height: 4.2em;
+  overflow: hidden; }
 .sc-passed { color: #1d6b1d; } .sc-failed { color: #b3261e; } .sc-error { color: #7a0000; }
 .sc-skipped { color: #777; } .sc-xfailed { color: #a35f00; } .sc-xpassed { color: #6a2f90; }
 .sc-entry.sc-failed, .sc-entry.sc-error { font-weight: bold; }
