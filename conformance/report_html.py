@@ -528,7 +528,8 @@ def runtimes_html(results: list[dict[str, Any]]) -> str:
             if keys == ("weights_sha256",):
                 text = " / ".join(v[:12] for v in info.get("weights_sha256", []))
             cells.append(f'<td class="sc-clip" title="{_e(text)}">{_e(text) or "—"}</td>')
-        rows.append(f"<tr><td class=\"sc-clip\">{_case_link(key)}</td>{''.join(cells)}</tr>")
+        rows.append(f'<tr><td class="sc-clip sc-case-name">{_case_link(key)}</td>'
+                    f"{''.join(cells)}</tr>")
     return (f'<h2>Runtimes and weights</h2><table id="segconform-runtimes" class="segconform">'
             f"<thead><tr><th>case</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
@@ -863,6 +864,7 @@ td.sc-none { color: #aaa; text-align: center; }
 .sc-badge.sc-xfailed { background: #e08a00; } .sc-badge.sc-xpassed { background: #7b3fa0; }
 .sc-counts { font-size: 13px; }
 td.sc-clip { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: 16em; }
+td.sc-clip.sc-case-name { max-width: 28em; }
 .sc-chip { display: inline-block; margin: 1px 3px 1px 0; padding: 0 5px; border-radius: 3px;
   background: #eee; white-space: nowrap; }
 .sc-chip.sc-regressed { background: #d0342c; color: #fff; }
