@@ -259,50 +259,54 @@ def regression_html(results: list[dict[str, Any]], baseline: str) -> str:
     except ValueError as err:
         return f'<h2>Regressions</h2><p class="sc-note">{_e(err)}</p>'
     allowances = _baseline_allowances()
-    rows, totals = [], Counter()
+    rows, totals, new_cases, steady = [], Counter(), [], 0
     for r in sorted(results, key=lambda r: (_case_order(_case_key(r)), r["suite"])):
         if not r["metrics"]:
             continue
         before = before_table.get((r["suite"], r["model"], r["format"], r["profile"]))
         if before is None:
-            totals["new"] += 1
-            chips = ['<span class="sc-chip sc-new">not in the baseline</span>']
-        else:
-            chips, unchanged = [], 0
-            for name, now_value in r["metrics"].items():
-                metric = METRICS.get(name)
-                if (metric is None or metric.informational or metric.better is None
-                        or name not in before):
-                    continue
-                then, now = before[name], _float(now_value)
-                worse = metric.worsening(then, now)
-                if worse == 0 or (math.isnan(worse) and math.isnan(then)):
-                    unchanged += 1
-                    continue
-                kind = ("regressed" if worse > allowed_worsening(allowances, name)
-                        else "worse" if worse > 0 else "better")
-                totals[kind] += 1
-                arrow = "↓" if (now < then) else "↑"
-                chips.append(f'<span class="sc-chip sc-{kind}" title="{_e(metric.better)} is '
-                             f'better; {kind}">{_e(name)} {_number(then)} → {_number(now)} '
-                             f"{arrow}</span>")
-            if unchanged:
-                chips.append(f'<span class="sc-chip sc-same">{unchanged} unchanged</span>')
-            totals["unchanged"] += unchanged
-        rows.append((_case_link(_case_key(r)), r["suite"], "".join(chips),
-                     "regressed" in "".join(chips)))
-    rows.sort(key=lambda row: not row[3])  # regressions first
+            new_cases.append(f"{_case_link(_case_key(r))} ({_e(r['suite'])})")
+            continue
+        chips, kinds, unchanged = [], set(), 0
+        for name, now_value in r["metrics"].items():
+            metric = METRICS.get(name)
+            if (metric is None or metric.informational or metric.better is None
+                    or name not in before):
+                continue
+            then, now = before[name], _float(now_value)
+            worse = metric.worsening(then, now)
+            if worse == 0 or (math.isnan(worse) and math.isnan(then)):
+                unchanged += 1
+                continue
+            kind = ("regressed" if worse > allowed_worsening(allowances, name)
+                    else "worse" if worse > 0 else "better")
+            kinds.add(kind)
+            arrow = "↓" if now < then else "↑"
+            chips.append(f'<span class="sc-chip sc-{kind}" title="{_e(metric.better)} is '
+                         f'better; {kind}">{_e(name)} {_number(then)} → {_number(now)} '
+                         f"{arrow}</span>")
+        totals.update(kinds)
+        if not chips:
+            steady += 1
+            continue
+        if unchanged:
+            chips.append(f'<span class="sc-chip sc-same">{unchanged} unchanged</span>')
+        rank = min((("regressed", "worse", "better").index(k) for k in kinds), default=3)
+        rows.append((rank, _case_link(_case_key(r)), r["suite"], "".join(chips)))
+    rows.sort(key=lambda row: row[0])  # regressions first, improvements last
     body = "".join(f"<tr><td>{link}</td><td>{_e(suite)}</td><td>{chips}</td></tr>"
-                   for link, suite, chips, _ in rows)
-    summary = ", ".join(f"{totals[k]} {k}" for k in ("regressed", "worse", "better", "new",
-                                                     "unchanged") if totals[k])
-    summary = summary or "no figures to compare"
-    return (f'<h2>Regressions since {_e(baseline)}</h2><p class="sc-legend">{summary}. '
-            "Red: worse beyond the [baseline] allowance; pink: worse "
-            f"within it; green: better (the metric's own direction).</p>"
-            f'<table id="segconform-regressions" class="segconform"><thead><tr><th>case</th>'
-            f"<th>suite</th><th>metric: before → now</th></tr></thead><tbody>{body}</tbody>"
-            "</table>")
+                   for _, link, suite, chips in rows)
+    counts = [f"{totals[k]} case(s) {k}" for k in ("regressed", "worse", "better") if totals[k]]
+    counts.append(f"{steady} case(s) unchanged")
+    new_text = (f'<p class="sc-legend">Not in the baseline, not compared ({len(new_cases)}): '
+                f"{', '.join(new_cases)}</p>" if new_cases else "")
+    table = (f'<table id="segconform-regressions" class="segconform"><thead><tr><th>case</th>'
+             f"<th>suite</th><th>metric: before → now</th></tr></thead><tbody>{body}</tbody>"
+             "</table>" if rows else "")
+    return (f'<h2>Regressions since {_e(baseline)}</h2><p class="sc-legend">'
+            f"{', '.join(counts)}. Red: worse beyond the [baseline] allowance; pink: worse "
+            "within it; green: better (each in the metric's own direction).</p>"
+            f"{table}{new_text}")
 
 
 def _baseline_allowances() -> dict:

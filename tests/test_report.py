@@ -386,6 +386,7 @@ def test_regression_view_colours_by_the_metric_direction(tmp_path: Path) -> None
     assert chips == {"argmax_agreement": "regressed", "snr_db": "better",
                      "max_abs_err": "worse"}
     assert "argmax_agreement 0.99 → 0.95 ↓" in view and "1 unchanged" in view
+    assert "1 case(s) regressed" in view
 
 
 def test_metrics_table_puts_each_budget_beside_its_metric() -> None:
