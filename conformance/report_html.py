@@ -856,8 +856,8 @@ td.sc-cell.sc-error { background: #f6c9c6; } td.sc-cell.sc-skipped { background:
 td.sc-cell.sc-xfailed { background: #fdf0d8; } td.sc-cell.sc-xpassed { background: #efe4f6; }
 td.sc-none { color: #aaa; text-align: center; }
 #segconform-matrix td.sc-cell { min-width: 9em; max-width: 15em; }
-.sc-entry { padding: 0 2px; font-size: 11px; overflow-wrap: anywhere; max-height: 4.2em;
-  overflow: hidden; }
+.sc-entry { padding: 0 2px; font-size: 11px; overflow-wrap: anywhere; overflow: hidden;
+  display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 4; }
 .sc-passed { color: #1d6b1d; } .sc-failed { color: #b3261e; } .sc-error { color: #7a0000; }
 .sc-skipped { color: #777; } .sc-xfailed { color: #a35f00; } .sc-xpassed { color: #6a2f90; }
 .sc-entry.sc-failed, .sc-entry.sc-error { font-weight: bold; }
