@@ -239,6 +239,11 @@ class KnownFailure:
                 found.append(f"{metric} = {value:.6g}, declared band [{low:.6g}, {high:.6g}]")
         return found
 
+    def as_info(self) -> dict:
+        """The entry as a case's info: reason and band per metric, for the report."""
+        return {"reason": self.reason,
+                "band": {m: [lo, hi] for m, (lo, hi) in sorted(self.expect.items())}}
+
     def band_text(self) -> str:
         return ", ".join(f"{m} in [{lo:.6g}, {hi:.6g}]"
                          for m, (lo, hi) in sorted(self.expect.items()))

@@ -1,20 +1,19 @@
-"""PNG pictures for the HTML report: mask overlays (Pillow) and latency plots (matplotlib).
+"""Pictures for the HTML report: mask overlays (Pillow), compressed into thumbnails.
 
-Pillow and matplotlib are imported inside the functions: on a Raspberry Pi verifying a
-bundle they may be absent, and the report plugin must still load (`can_draw` tells).
-Panels are downscaled to at most `max_side` pixels so that the report stays a few MB.
+Pillow is imported inside the functions: on a Raspberry Pi verifying a bundle it may be
+absent, and the report plugin must still load (`can_draw` tells). Panels are downscaled to
+at most `max_side` pixels and re-encoded as WebP so that the report stays small. The latency
+charts are SVG written by conformance/report_html.py.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from models.formats import REFERENCE_FORMAT
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -26,13 +25,8 @@ _GOT_COLOUR = np.array([230, 0, 200], dtype=np.float32)  # exported mask: magent
 
 
 def can_draw() -> bool:
-    """True when Pillow is importable (mask overlays); latency plots also need matplotlib."""
+    """True when Pillow is importable (mask overlays and thumbnails)."""
     return importlib.util.find_spec("PIL") is not None
-
-
-def can_plot() -> bool:
-    """True when matplotlib is importable (latency plots)."""
-    return importlib.util.find_spec("matplotlib") is not None
 
 
 def voc_palette(num_entries: int = 256) -> np.ndarray:
@@ -130,58 +124,24 @@ def prompt_mask_overlay(
     return _png(_side_by_side(pictures))
 
 
-def latency_plot(
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    title: str = "",
-    reference: str = REFERENCE_FORMAT,
-) -> bytes:
-    """Bar per (model, format): p50, whisker to p90, dashed budget, speed-up vs `reference`.
+def thumbnail(png: bytes, *, max_width: int = 640, quality: int = 70) -> tuple[str, bytes]:
+    """(MIME type, bytes) of a figure re-encoded for the report: lossy WebP, else JPEG.
 
-    Each row: model, format, p50_ms, optional p90_ms, budget_ms and outcome.
+    A four-panel overlay is ~100-200 kB as PNG and ~15-30 kB as WebP at this quality; the class
+    colours stay distinguishable, and the counts in the captions come from full resolution.
     """
-    from matplotlib.figure import Figure  # no pyplot: no global backend state to disturb
+    from PIL import Image, features
 
-    ordered = sorted(rows, key=lambda r: (str(r["model"]), _format_rank(str(r["format"]),
-                                                                          reference)))
-    reference_p50 = {str(r["model"]): float(r["p50_ms"]) for r in ordered
-                     if r["format"] == reference}
-    colours = {"passed": "#3a9a3a", "failed": "#d0342c", "error": "#8b0000",
-               "xfailed": "#e08a00", "xpassed": "#7b3fa0"}
-    figure = Figure(figsize=(max(4.0, 0.55 * len(ordered) + 1.5), 3.4), dpi=100)
-    axes = figure.add_subplot()
-    positions = np.arange(len(ordered))
-    p50 = np.array([float(r["p50_ms"]) for r in ordered])
-    p90 = np.array([float(r.get("p90_ms", r["p50_ms"])) for r in ordered])
-    bar_colours = ["#4a78b5" if r["format"] == reference
-                   else colours.get(str(r.get("outcome", "")), "#9a9a9a") for r in ordered]
-    axes.bar(positions, p50, color=bar_colours, width=0.7)
-    axes.errorbar(positions, p50, yerr=[np.zeros_like(p50), np.maximum(p90 - p50, 0)],
-                  fmt="none", ecolor="black", capsize=3, linewidth=1)
-    for x, row in zip(positions, ordered, strict=True):
-        if row.get("budget_ms") is not None:
-            axes.hlines(float(row["budget_ms"]), x - 0.4, x + 0.4, colors="#d0342c",
-                        linestyles="dashed", linewidth=1.2)
-        ref = reference_p50.get(str(row["model"]))
-        if ref and row["format"] != reference and float(row["p50_ms"]) > 0:
-            axes.annotate(f"×{ref / float(row['p50_ms']):.3g}", (x, p90[x]),
-                          ha="center", va="bottom", fontsize=7, xytext=(0, 2),
-                          textcoords="offset points")
-    if len(p50) and p50.min() > 0 and p90.max() / p50.min() > 30:
-        axes.set_yscale("log")  # an Edge TPU at 5 ms next to SemiVL at 6 s
-    axes.set_xticks(positions)
-    axes.set_xticklabels([f"{r['model']}\n{r['format']}" for r in ordered], rotation=30,
-                         ha="right", fontsize=7)
-    axes.set_ylabel("latency [ms]")
-    axes.set_title(title or "p50 latency (whisker: p90; dashed: budget)", fontsize=9)
-    axes.grid(axis="y", alpha=0.3)
+    picture = Image.open(io.BytesIO(png)).convert("RGB")
+    if picture.width > max_width:
+        height = max(1, round(picture.height * max_width / picture.width))
+        picture = picture.resize((max_width, height), Image.LANCZOS)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    return buffer.getvalue()
-
-
-def _format_rank(fmt: str, reference: str) -> tuple[int, str]:
-    return (0 if fmt == reference else 1, fmt)
+    if features.check("webp"):
+        picture.save(buffer, format="WEBP", quality=quality, method=4)
+        return "image/webp", buffer.getvalue()
+    picture.save(buffer, format="JPEG", quality=quality + 10, optimize=True)
+    return "image/jpeg", buffer.getvalue()
 
 
 def _as_labels(labels: np.ndarray, num_classes: int) -> np.ndarray:

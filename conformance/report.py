@@ -1,4 +1,4 @@
-"""pytest plugin: results JSON, and pytest-html extensions (verdict matrix, figures, plots).
+"""pytest plugin: results JSON, and pytest-html hooks (the page itself: report_html.py).
 
 Loaded from the root conftest.py (`pytest_plugins = ["conformance.report"]`). It must load
 on a Raspberry Pi with only numpy, pytest and a TFLite interpreter: torch, onnxruntime,
@@ -16,7 +16,7 @@ import math
 import os
 import platform
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,36 +24,14 @@ from typing import Any
 
 import pytest
 
-from conformance.metric_catalog import budget_key
+from conformance import report_html
 from conformance.report_schema import OUTCOMES, SCHEMA_ID, validate
 from conformance.results import RESULT_KEY, CaseResult
-from models.formats import FORMATS, REFERENCE_FORMAT
 
 # Distributions whose versions go into the environment; read from metadata, never imported.
 LIBRARIES = ("numpy", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu",
              "ai-edge-litert", "tflite-runtime", "tensorflow", "litert-torch", "ultralytics",
              "open_clip_torch", "pycoral", "pytest", "pytest-html", "pillow", "matplotlib")
-
-# The metric shown in a matrix cell, by suite; every name is declared in
-# conformance/metric_catalog.py and emitted by that suite (tests/test_metric_catalog.py).
-# A budgeted metric from this list wins, then any budgeted metric, then the list, then the
-# first metric. A test can name its own with info={"key_metric": name}.
-KEY_METRICS: dict[str, tuple[str, ...]] = {
-    "parity": ("argmax_agreement", "agreement_miou", "pixel_agreement", "cosine", "snr_db",
-               "max_abs_err"),
-    "accuracy": ("miou_drop", "miou_ratio", "agreement_miou", "pixel_agreement", "miou"),
-    "prompt_masks": ("mask_iou_mean", "mask_missing_rate"),
-    "latency": ("p50_ms", "p90_ms", "speedup_vs_eager"),
-    "edgetpu": ("unsupported_ops", "tpu_op_fraction"),
-}
-# The latency plot's dashed line: the budget of this metric (max_p50_ms).
-LATENCY_METRIC = "p50_ms"
-
-FORMAT_ORDER = (REFERENCE_FORMAT, *FORMATS)  # the rows' order in models/formats.py
-PROFILE_ORDER = ("gpu", "cpu", "pixel2", "pi5", "coral")
-SUITE_ORDER = ("parity", "accuracy", "prompt_masks", "latency", "edgetpu")
-# Worst first: the colour of a matrix cell is that of its worst entry.
-_SEVERITY = ("error", "failed", "xpassed", "xfailed", "skipped", "passed")
 
 _STATE_KEY = pytest.StashKey["_ReportState"]()
 
@@ -68,6 +46,7 @@ class _ReportState:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.results: dict[str, dict[str, Any]] = {}
+        self.figures: dict[str, list[list[str]]] = {}  # nodeid -> [caption, MIME, base64]
         self.passed_with_figures: set[tuple[str, str, str]] = set()
         self.schema_errors: list[str] = []
         # Like --junitxml, the option is relative to where pytest runs; the ini to rootdir.
@@ -82,6 +61,8 @@ class _ReportState:
         # "unknown": recorded in a fixture, and the session stopped before the call.
         if payload is not None and payload["outcome"] != "unknown":
             self.results[report.nodeid] = payload
+        if getattr(report, "segconform_figures", None):
+            self.figures[report.nodeid] = report.segconform_figures
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write the results JSON (on the controller only under xdist)."""
@@ -108,10 +89,10 @@ class _ReportState:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str],
                                     postfix: list[str], session: pytest.Session) -> None:
-        """Verdict matrix, latency plots and runtimes at the top of the page."""
-        results = list(self.results.values())
-        prefix.extend([_CSS, verdict_matrix_html(results), latency_html(results),
-                       runtimes_html(results)])
+        """Verdict, matrix, regressions, latency, runtimes and one section per case."""
+        prefix.append(report_html.summary_html(
+            self.results.values(), self.figures,
+            baseline=self.config.getoption("baseline", None)))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -202,7 +183,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     _update_outcome(result, report, call)
     report.segconform = _plain(result.to_json())
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        report.extras = [*getattr(report, "extras", []), *_extras(item.config, result)]
+        report.extras = [*getattr(report, "extras", []), *_extras(result)]
+        report.segconform_figures = _figure_thumbnails(item.config, result)
     return report
 
 
@@ -241,93 +223,12 @@ def pytest_html_results_table_header(cells: list[str]) -> None:
 def pytest_html_results_table_row(report: Any, cells: list[str]) -> None:
     """Fill the extra columns from the attached result (empty for other tests)."""
     payload = getattr(report, "segconform", None) or {}
-    key = _key_metric_text(payload) if payload else ""
+    key = report_html.key_metric_text(payload) if payload else ""
     cells[2:2] = [f'<td class="col-{name}">{html.escape(str(value))}</td>'
                   for name, value in (("scmodel", payload.get("model", "")),
                                       ("scformat", payload.get("format", "")),
                                       ("scprofile", payload.get("profile", "")),
                                       ("scmetric", key))]
-
-
-def verdict_matrix_html(results: list[dict[str, Any]]) -> str:
-    """Rows model × format, a column per profile; each cell the key metric per suite."""
-    if not results:
-        return ('<table id="segconform-matrix" class="segconform"><tr><td>'
-                "no conformance results in this run</td></tr></table>")
-    profiles = _ordered({r["profile"] for r in results}, PROFILE_ORDER)
-    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for r in results:
-        cells[(r["model"], r["format"], r["profile"])].append(r)
-    rows = sorted({(r["model"], r["format"]) for r in results},
-                  key=lambda mf: (mf[0], _rank(mf[1], FORMAT_ORDER)))
-    head = "".join(f"<th>{html.escape(p)}</th>" for p in profiles)
-    body = []
-    for index, (model, fmt) in enumerate(rows):
-        model_cell = ""
-        if index == 0 or rows[index - 1][0] != model:
-            span = sum(1 for m, _ in rows if m == model)
-            model_cell = f'<th rowspan="{span}">{html.escape(model)}</th>'
-        tds = "".join(_matrix_cell(cells.get((model, fmt, p), [])) for p in profiles)
-        body.append(f"<tr>{model_cell}<th>{html.escape(fmt)}</th>{tds}</tr>")
-    counts = Counter(r["outcome"] for r in results)
-    legend = " ".join(f'<span class="sc-entry sc-{o}">{o} {counts.get(o, 0)}</span>'
-                      for o in OUTCOMES)
-    return (f'<h2>Verdict matrix</h2><table id="segconform-matrix" class="segconform">'
-            f"<thead><tr><th>model</th><th>format</th>{head}</tr></thead>"
-            f'<tbody>{"".join(body)}</tbody></table>'
-            f'<p class="sc-legend">{len(results)} results: {legend} · hover a cell entry for '
-            "the skip reason or failure message</p>")
-
-
-def latency_html(results: list[dict[str, Any]]) -> str:
-    """One latency plot per profile (p50 bars against torch_eager), or a note why none."""
-    latency = [r for r in results if r["suite"] == "latency" and _is_number(
-        r["metrics"].get("p50_ms"))]
-    if not latency:
-        return '<div id="segconform-latency"><p class="sc-note">no latency results</p></div>'
-    from conformance.figures import can_plot, latency_plot
-
-    if not can_plot():
-        return ('<div id="segconform-latency"><p class="sc-note">latency plots skipped: '
-                "matplotlib not installed</p></div>")
-    by_profile: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for r in latency:
-        by_profile[r["profile"]].append({
-            "model": r["model"], "format": r["format"], "outcome": r["outcome"],
-            "p50_ms": r["metrics"]["p50_ms"],
-            "p90_ms": r["metrics"].get("p90_ms", r["metrics"]["p50_ms"]),
-            "budget_ms": r["budgets"].get(budget_key(LATENCY_METRIC))})
-    figures = []
-    for profile in _ordered(set(by_profile), PROFILE_ORDER):
-        rows = [row for row in by_profile[profile] if _is_number(row["p90_ms"])]
-        for row in rows:
-            if not _is_number(row["budget_ms"]):
-                row["budget_ms"] = None
-        png = latency_plot(rows, title=f"{profile}: p50 latency [ms]")
-        figures.append(f'<figure class="sc-figure"><img alt="latency {html.escape(profile)}" '
-                       f'src="{_data_uri(png)}"/><figcaption>{_LATENCY_CAPTION}</figcaption>'
-                       "</figure>")
-    return f'<h2>Latency</h2><div id="segconform-latency">{"".join(figures)}</div>'
-
-
-def runtimes_html(results: list[dict[str, Any]]) -> str:
-    """What ran each model × format × profile: runtime, delegate, threads, weights (info)."""
-    merged: dict[tuple[str, str, str], dict[str, set[str]]] = defaultdict(
-        lambda: defaultdict(set))
-    for r in results:
-        for key, value in r["info"].items():
-            if key != "key_metric":
-                merged[(r["model"], r["format"], r["profile"])][key].add(str(value))
-    if not merged:
-        return ""
-    keys = sorted({k for info in merged.values() for k in info})
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["model", "format", "profile", *keys])
-    rows = []
-    for (model, fmt, profile), info in sorted(merged.items()):
-        cells = [model, fmt, profile, *(" / ".join(sorted(info.get(k, ()))) for k in keys)]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    return (f'<h2>Runtimes and weights</h2><table id="segconform-runtimes" class="segconform">'
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -395,12 +296,19 @@ def _result_from_params(item: pytest.Item) -> CaseResult | None:
     return None
 
 
-def _extras(config: pytest.Config, result: CaseResult) -> list[dict[str, Any]]:
+def _extras(result: CaseResult) -> list[dict[str, Any]]:
+    # The results table points at the case's section, which holds figures and numbers once.
     try:
         from pytest_html import extras
     except ImportError:
         return []
-    items = [extras.html(_metrics_table_html(result))]
+    anchor = report_html.case_anchor((result.model, result.format, result.profile))
+    return [extras.html(f'<p class="sc-goto"><a href="#{anchor}">{html.escape(result.suite)}: '
+                        f"figures, budgets and runtime in the case's section</a></p>")]
+
+
+def _figure_thumbnails(config: pytest.Config, result: CaseResult) -> list[list[str]]:
+    """[caption, MIME type, base64] of the figures the report keeps, compressed."""
     state = config.stash[_STATE_KEY]
     if result.outcome in ("passed", "xfailed", "skipped"):
         # A sample of passing cases: the first per suite/model/format keeps its pictures.
@@ -411,116 +319,15 @@ def _extras(config: pytest.Config, result: CaseResult) -> list[dict[str, Any]]:
             state.passed_with_figures.add(key)
     else:
         limit = int(config.getini("report_figures_failed"))
+    if not result.figures[:limit]:
+        return []
+    from conformance.figures import thumbnail  # Pillow drew the figures, so it is here
+
+    kept = []
     for caption, png in result.figures[:limit]:
-        items.append(extras.png(base64.b64encode(png).decode("ascii"), name=caption))
-    return items
-
-
-def _metrics_table_html(result: CaseResult) -> str:
-    rows = []
-    for name, value in result.metrics.items():
-        bound = budget_of(name, result.budgets)
-        budget_text = "" if bound is None else f"{bound[0]} {_number(bound[1])}"
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{_number(value)}</td>"
-                    f"<td>{html.escape(budget_text)}</td></tr>")
-    for key, budget in result.budgets.items():
-        sign, metric = _split_budget_key(key)
-        if metric not in result.metrics:  # a budget whose metric was never measured
-            rows.append(f"<tr><td>{html.escape(metric)}</td><td>—</td>"
-                        f"<td>{html.escape(sign)} {_number(budget)}</td></tr>")
-    for name, value in result.info.items():
-        rows.append(f'<tr><td>{html.escape(name)}</td><td colspan="2">'
-                    f"{html.escape(str(value))}</td></tr>")
-    message = ""
-    if result.message:
-        prefix = "" if result.message.startswith(result.outcome) else f"{result.outcome}: "
-        message = f'<p class="sc-message">{html.escape(prefix + result.message)}</p>'
-
-    return (f"{message}<table class=\"segconform sc-metrics\"><thead><tr><th>"
-            f"{html.escape(result.suite)} {html.escape(result.model)} "
-            f"{html.escape(result.format)} {html.escape(result.profile)}</th><th>value</th>"
-            f"<th>budget</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
-
-
-def _key_metric(payload: Mapping[str, Any]) -> str | None:
-    metrics, budgets = payload["metrics"], payload["budgets"]
-    chosen = payload["info"].get("key_metric")
-    if chosen in metrics:
-        return str(chosen)
-    preferred = KEY_METRICS.get(payload["suite"], ())
-    budgeted = [m for m in metrics if budget_of(m, budgets) is not None]
-    candidates = [*(m for m in preferred if m in budgeted), *budgeted,
-                  *(m for m in preferred if m in metrics), *metrics]
-    return candidates[0] if candidates else None
-
-
-def _key_metric_text(payload: Mapping[str, Any]) -> str:
-    name = _key_metric(payload)
-    if name is None:
-        return ""
-    value = payload["metrics"][name]
-    bound = budget_of(name, payload["budgets"])
-    budget_text = "" if bound is None else f" {bound[0]} {_number(bound[1])}"
-    return f"{name} {_number(value)}{budget_text}"
-
-
-def budget_of(metric: str, budgets: Mapping[str, Any]) -> tuple[str, Any] | None:
-    """('≤' or '≥', value) of the recorded budget on `metric` (keys are max_/min_<metric>)."""
-    for key in (f"max_{metric}", f"min_{metric}"):
-        if key in budgets:
-            return _split_budget_key(key)[0], budgets[key]
-    return None
-
-
-def _matrix_cell(entries: list[dict[str, Any]]) -> str:
-    if not entries:
-        return '<td class="sc-none">—</td>'
-    by_suite: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for entry in entries:
-        by_suite[entry["suite"]].append(entry)
-    lines = []
-    for suite in _ordered(set(by_suite), SUITE_ORDER):
-        group = sorted(by_suite[suite], key=lambda e: _rank(e["outcome"], _SEVERITY))
-        worst = group[0]
-        text = f"{suite}: {_key_metric_text(worst) or worst['outcome']}"
-        title = worst["message"] or worst["outcome"]
-        if len(group) > 1:
-            counts = Counter(e["outcome"] for e in group)
-            text += f" (worst of {len(group)})"
-            title = f"{', '.join(f'{n} {o}' for o, n in counts.items())}; worst: {title}"
-        lines.append(f'<div class="sc-entry sc-{worst["outcome"]}" '
-                     f'title="{html.escape(title)}">{html.escape(text)}</div>')
-    worst_outcome = min((e["outcome"] for e in entries), key=lambda o: _rank(o, _SEVERITY))
-    return f'<td class="sc-cell sc-{worst_outcome}">{"".join(lines)}</td>'
-
-
-def _split_budget_key(key: str) -> tuple[str, str]:
-    # ('≤', 'p50_ms') for 'max_p50_ms'; budgets.violations reads the same prefixes.
-    prefix, _, metric = key.partition("_")
-    sign = {"max": "≤", "min": "≥"}.get(prefix)
-    return (sign, metric) if sign and metric else ("budget", key)
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, str):
-        return html.escape(value)
-    return f"{float(value):.4g}"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _rank(value: str, order: tuple[str, ...]) -> tuple[int, str]:
-    return (order.index(value) if value in order else len(order), value)
-
-
-def _ordered(values: set[str], order: tuple[str, ...]) -> list[str]:
-    return sorted(values, key=lambda v: _rank(v, order))
-
-
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        mime, data = thumbnail(png)
+        kept.append([caption, mime, base64.b64encode(data).decode("ascii")])
+    return kept
 
 
 def _plain(value: Any) -> Any:
@@ -542,26 +349,3 @@ def _plain(value: Any) -> Any:
         return str(value)
     tolist = getattr(value, "tolist", None)  # numpy scalars and small arrays
     return _plain(tolist()) if callable(tolist) else str(value)
-
-
-_LATENCY_CAPTION = (
-    f"bar: p50; whisker: p90; dashed: p50 budget; ×n: speed-up vs {REFERENCE_FORMAT} (blue); "
-    "green passed, red failed, grey skipped, orange xfailed")
-
-_CSS = """<style>
-table.segconform { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 12px; }
-table.segconform th, table.segconform td { border: 1px solid #ccc; padding: 3px 6px;
-  text-align: left; vertical-align: top; }
-td.sc-cell.sc-passed { background: #e6f4e6; } td.sc-cell.sc-failed { background: #fbe3e1; }
-td.sc-cell.sc-error { background: #f6c9c6; } td.sc-cell.sc-skipped { background: #f1f1f1; }
-td.sc-cell.sc-xfailed { background: #fdf0d8; } td.sc-cell.sc-xpassed { background: #efe4f6; }
-td.sc-none { color: #aaa; text-align: center; }
-.sc-entry { white-space: nowrap; padding: 1px 3px; border-radius: 3px; cursor: help; }
-.sc-entry.sc-passed { color: #1d6b1d; } .sc-entry.sc-failed { color: #b3261e; font-weight: bold; }
-.sc-entry.sc-error { color: #7a0000; font-weight: bold; } .sc-entry.sc-skipped { color: #777; }
-.sc-entry.sc-xfailed { color: #a35f00; } .sc-entry.sc-xpassed { color: #6a2f90; }
-figure.sc-figure { display: inline-block; margin: 0 1em 1em 0; }
-figure.sc-figure img { max-width: 100%; border: 1px solid #ddd; }
-figure.sc-figure figcaption { font-size: 11px; color: #555; max-width: 480px; }
-.sc-note { color: #777; font-style: italic; } .sc-message { font-family: monospace; }
-</style>"""

@@ -32,13 +32,15 @@ def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
     """mIoU drop vs PyTorch and agreement mIoU within the format's accuracy budget."""
     profile_name = case.profile(profile_name)
     budget = budget_for(budgets, SUITE, case.format, profile_name, case.spec.task)
-    record_case(request, suite=SUITE, model=case.model, format=case.format,
-                profile=profile_name, budgets=budget)
+    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
+                         profile=profile_name, budgets=budget)
     dataset, samples = voc_samples
     ref, artifact, runner = load_case_runner(case, references, threads=2)
     # Fixture-weight known failures describe the suite's own exports, not a user's file.
     known = find_known_failure(budgets, SUITE, case.model, case.format,
                                ref.fixture and not artifact.is_user_file)
+    if known is not None:  # the report shows the band the verdict was judged against
+        result.info["known_failure"] = known.as_info()
     spec, name, out = case.spec, case.spec.inputs[0].name, case.spec.output_names[0]
     n = spec.num_classes
     ref_preds = eager_predictions(spec)

@@ -39,6 +39,8 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     # Fixture-weight known failures describe the suite's own exports, not a user's file.
     known = find_known_failure(budgets, SUITE, case.model, case.format,
                                ref.fixture and not artifact.is_user_file)
+    if known is not None:  # the report shows the band the verdict was judged against
+        result.info["known_failure"] = known.as_info()
     result.info.update(weights=ref.weights, weights_sha256=ref.weights_key,
                        cache="user file" if artifact.is_user_file
                        else "hit" if artifact.cache_hit else "exported",
@@ -96,8 +98,11 @@ def localise_failure(request, case: Case, profile: str, ref, artifact, reports) 
                          [i.name for i in case.spec.inputs])
     except Exception as err:  # advice only: a localisation bug must not hide the verdict
         layer, text = "unavailable", f"layer-wise localisation failed ({type(err).__name__}: {err})"
+        table = []
     else:
         layer, text = where.first_divergent or "none found", where.explain()
+        table = where.layer_table()
     record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
-                info={"first_divergent_layer": layer})
+                info={"first_divergent_layer": layer, "layer_table": table,
+                      "localised_image": image})
     return f"image {image}: {text}"

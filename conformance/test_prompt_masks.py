@@ -49,12 +49,14 @@ def test_prompt_masks(case: Case, references, reference_prompts, budgets, profil
     from models.fastsam import prompt_masks
 
     budget = budget_for(budgets, SUITE, case.format, profile_name, case.spec.task)
-    record_case(request, suite=SUITE, model=case.model, format=case.format,
-                profile=profile_name, budgets=budget)
+    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
+                         profile=profile_name, budgets=budget)
     ref, artifact, runner = load_case_runner(case, references, threads=2)
     # Fixture-weight known failures describe the suite's own exports, not a user's file.
     known = find_known_failure(budgets, SUITE, case.model, case.format,
                                ref.fixture and not artifact.is_user_file)
+    if known is not None:  # the report shows the band the verdict was judged against
+        result.info["known_failure"] = known.as_info()
     images, prompts, ref_masks = reference_prompts(case.spec)
     conf, iou = case.spec.extra["conf"], case.spec.extra["iou"]
     got_masks = [prompt_masks(runner.run(inputs), image, chosen, conf, iou)

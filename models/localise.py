@@ -97,15 +97,29 @@ class Localisation:
         """The rows around the divergence (or the worst rows' neighbourhood) as text."""
         if not self.rows:
             return ""
-        centre = self.index if self.index is not None else int(
-            np.argmin([r.snr_db for r in self.rows]))
-        start = max(0, min(centre - max_rows // 2 + 1, len(self.rows) - max_rows))
+        start, rows = self.rows_around(max_rows)
         lines = [f"  {'layer':<40} {'shape':<20} {'snr_db':>8} {'cosine':>8}  {self.format} tensor"]
-        for k, row in enumerate(self.rows[start : start + max_rows], start):
+        for k, row in enumerate(rows, start):
             mark = ">" if k == self.index else " "
             lines.append(f"{mark} {row.layer[-40:]:<40} {row.shape!s:<20} "
                          f"{_db(row.snr_db):>8} {row.cosine:>8.4f}  {row.exported[-60:]}")
         return "\n".join(lines)
+
+    def rows_around(self, max_rows: int = 10) -> tuple[int, tuple[LayerDiff, ...]]:
+        """(index of the first row shown, rows) around the divergence, else the worst row."""
+        if not self.rows:
+            return 0, ()
+        centre = self.index if self.index is not None else int(
+            np.argmin([r.snr_db for r in self.rows]))
+        start = max(0, min(centre - max_rows // 2 + 1, len(self.rows) - max_rows))
+        return start, self.rows[start : start + max_rows]
+
+    def layer_table(self, max_rows: int = 10) -> list[dict]:
+        """The rows of `table` as JSON-safe dicts for the report; `diverged` marks the first."""
+        start, rows = self.rows_around(max_rows)
+        return [{"layer": row.layer, "kind": row.kind, "shape": list(row.shape),
+                 "snr_db": row.snr_db, "cosine": row.cosine, "exported": row.exported,
+                 "diverged": k == self.index} for k, row in enumerate(rows, start)]
 
     def explain(self) -> str:
         """Summary line, mapping used and the table."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conformance import report
+from conformance import report_html
 from conformance.budgets import load_budgets, table_problems
 from conformance.metric_catalog import (
     METRICS,
@@ -110,14 +110,21 @@ def test_every_declared_metric_belongs_to_known_suites() -> None:
 
 
 def test_report_key_metrics_are_declared_and_emitted_by_their_suite() -> None:
-    for suite, names in report.KEY_METRICS.items():
+    for suite, names in report_html.KEY_METRICS.items():
         assert suite in SUITES, suite
         for name in names:
             assert name in suite_metrics(suite), f"KEY_METRICS[{suite!r}]: {name}"
 
 
+def test_report_plot_metrics_are_declared_latency_metrics() -> None:
+    for name in (report_html.LATENCY_METRIC, report_html.LATENCY_SPREAD_METRIC,
+                 report_html.SPEEDUP_METRIC):
+        assert name in suite_metrics("latency"), name
+        budget_key(name)  # each takes a budget, so the plot can draw its line
+
+
 def test_the_latency_plot_reads_the_budget_key_budgets_toml_uses() -> None:
-    key = budget_key(report.LATENCY_METRIC)
+    key = budget_key(report_html.LATENCY_METRIC)
     assert key == "max_p50_ms"
     latency = load_budgets()["latency"]
     profile_tables = [v for section in latency.values() for v in section.values()

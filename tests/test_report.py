@@ -10,11 +10,12 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from conformance import figures
+from conformance import figures, report_html
 from conformance.report_schema import RESULTS_SCHEMA, SCHEMA_ID, validate
 
 pytest_plugins = ["pytester"]
@@ -224,7 +225,6 @@ def test_junit_properties_carry_the_metrics(pytester: pytest.Pytester, family: s
 def test_html_report_has_matrix_overlays_and_plot(pytester: pytest.Pytester) -> None:
     pytest.importorskip("pytest_html", reason="pytest-html not installed")
     pytest.importorskip("PIL", reason="Pillow not installed")
-    pytest.importorskip("matplotlib", reason="matplotlib not installed")
     run_fake_suite(pytester, "--html=reports/report.html", "--self-contained-html")
     page = (pytester.path / "reports" / "report.html").read_text()
 
@@ -233,22 +233,26 @@ def test_html_report_has_matrix_overlays_and_plot(pytester: pytest.Pytester) -> 
     assert 'class="sc-cell sc-failed"' in matrix.group()
     assert 'title="no Edge TPU attached"' in matrix.group()
     assert "argmax_agreement 0.998 ≥ 0.99" in matrix.group()
-    assert "miou_drop 4.2 ≤ 2" in matrix.group()
-    assert re.search(r'<img alt="latency cpu" src="data:image/png;base64,', page)
-    # Overlays are pytest-html image extras, kept in the page's data blob as data URIs.
-    assert page.count("data:image/png;base64,") >= 3
+    assert "miou_drop 4.2 ✗ ≤ 2" in matrix.group()  # the failing metric decides the cell
+    assert page.index('id="sc-verdict"') < page.index('id="segconform-matrix"')
+    assert re.search(r'<svg class="sc-svg"[^>]*aria-label="cpu: latency"', page)
+    assert 'data-budget="max_p50_ms"' in page
+    # Overlays are compressed thumbnails in the case sections, not PNG extras in the table.
+    assert page.count("data:image/webp;base64,") == 4
+    assert "data:image/png;base64," not in page
     assert "XNNPACK" in page and "Runtimes and weights" in page
+    assert 'id="case-deeplabv3plus_lite-tflite_int8-cpu"' in page
     # Self-contained: nothing for a browser to fetch.
     assert not re.search(r'src="(https?:)?//|<link |url\((https?:)?//', page)
 
 
-def test_html_notes_missing_matplotlib(pytester: pytest.Pytester,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_html_report_needs_no_matplotlib(pytester: pytest.Pytester,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("pytest_html", reason="pytest-html not installed")
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     run_fake_suite(pytester, "--html=reports/report.html", "--self-contained-html")
     page = (pytester.path / "reports" / "report.html").read_text()
-    assert "latency plots skipped: matplotlib not installed" in page
+    assert 'data-budget="max_p50_ms"' in page  # the latency chart is SVG written here
     assert 'id="segconform-matrix"' in page
 
 
@@ -296,32 +300,128 @@ def test_prompt_overlay_accepts_points_boxes_and_missing_masks() -> None:
         figures.prompt_mask_overlay(image, (1, 2, 3), mask, mask)
 
 
-def test_latency_plot_gets_the_recorded_budget(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Suites record budgets under their keys (max_p50_ms); the plot's dashed line reads it.
-    from conformance import report
+def _latency(fmt: str, p50: float, **extra: Any) -> dict[str, Any]:
+    metrics = {"p50_ms": p50, "p90_ms": p50 * 1.5, **extra.pop("metrics", {})}
+    return {"suite": "latency", "model": "m", "format": fmt, "profile": "pi5",
+            "outcome": "passed", "metrics": metrics, "info": {}, "message": "",
+            "nodeid": f"t::{fmt}", "budgets": extra.pop("budgets", {})}
 
-    drawn = []
-    monkeypatch.setattr(figures, "can_plot", lambda: True)
-    monkeypatch.setattr(figures, "latency_plot",
-                        lambda rows, title: drawn.extend(rows) or b"\x89PNG")
-    result = {"suite": "latency", "model": "m", "format": "tflite_int8", "profile": "pi5",
-              "outcome": "skipped", "metrics": {"p50_ms": 600.0, "p90_ms": 650.0},
-              "budgets": {"max_p50_ms": 512.0}, "info": {}}
-    report.latency_html([result])
-    assert [row["budget_ms"] for row in drawn] == [512.0]
+
+def test_latency_chart_draws_each_recorded_budget_at_its_value() -> None:
+    # Suites record budgets under their keys (max_p50_ms); the chart reads the same keys.
+    rows = [_latency("torch_eager", 100.0),
+            _latency("tflite_int8", 600.0, budgets={"max_p50_ms": 512.0, "max_p90_ms": 800.0})]
+    svg = report_html.latency_svg(rows, "pi5")
+    lines = dict(re.findall(r'data-budget="(\w+)"[^>]*y1="([\d.]+)"', svg))
+    assert set(lines) == {"max_p50_ms", "max_p90_ms"}
+    bar_top = float(re.findall(r'class="sc-bar"[^>]*y="([\d.]+)"', svg)[1])
+    # 512 ms is drawn below the 600 ms bar's top (larger y), 800 ms above it.
+    assert float(lines["max_p90_ms"]) < bar_top < float(lines["max_p50_ms"])
+
+
+def test_speedup_is_the_recorded_interleaved_ratio_not_a_ratio_of_p50s() -> None:
+    # Eager p50 100 over ONNX p50 50 would say ×2; the in-test interleaved ratio says 1.8.
+    rows = [_latency("torch_eager", 100.0),
+            _latency("onnx", 50.0, metrics={"speedup_vs_eager": 1.8},
+                     budgets={"min_speedup_vs_eager": 0.33})]
+    charts = report_html.latency_html(rows)
+    assert "×1.8<" in charts and "×2<" not in charts
+    assert 'data-budget="min_speedup_vs_eager"' in charts
+
+
+def test_matrix_cell_shows_the_deciding_metric_and_the_known_band() -> None:
+    base = {"suite": "parity", "model": "m", "format": "tflite_int8", "profile": "cpu",
+            "nodeid": "t", "message": ""}
+    failed = {**base, "outcome": "failed", "metrics": {"argmax_agreement": 0.999,
+                                                       "snr_db": 12.0},
+              "budgets": {"min_argmax_agreement": 0.99, "min_snr_db": 20.0}, "info": {}}
+    assert report_html.deciding_text(failed) == "snr_db 12 ✗ ≥ 20"
+    band = {"reason": "converter bug", "band": {"argmax_agreement": [0.86, 0.92]}}
+    xfailed = {**failed, "outcome": "xfailed", "metrics": {"argmax_agreement": 0.9},
+               "info": {"known_failure": band}}
+    assert report_html.deciding_text(xfailed) == "argmax_agreement 0.9 in [0.86, 0.92]"
+    moved = {**xfailed, "outcome": "failed", "metrics": {"argmax_agreement": 0.7}}
+    assert report_html.deciding_text(moved) == "argmax_agreement 0.7 ∉ [0.86, 0.92]"
+    section = report_html.case_html(("m", "tflite_int8", "cpu"), [xfailed], {}, {})
+    assert "Known failure</b>, band argmax_agreement in [0.86, 0.92]: converter bug" in section
+
+
+def test_runtime_table_has_fixed_columns_whatever_the_info() -> None:
+    result = {"suite": "accuracy", "model": "m", "format": "onnx", "profile": "cpu",
+              "outcome": "passed", "metrics": {}, "budgets": {}, "message": "", "nodeid": "t",
+              "info": {"runtime": "onnxruntime", "version": "1.32.0", "threads": 2,
+                       "weights_sha256": "ab" * 32, "per_class_iou": [0.5] * 91,
+                       "dataset": "synthetic VOC v2 (8 held-out images, seed 7)"}}
+    table = report_html.runtimes_html([result])
+    head = re.findall(r"<th>(.*?)</th>", table)
+    assert head == ["case", "artifact", "converter", "runtime", "delegate · threads",
+                    "weights sha256", "cache"]
+    assert "onnxruntime · 1.32.0" in table and ">abababababab<" in table
+    assert "0.5" not in table and "synthetic" not in table  # long values: the case section
+
+
+def test_per_class_iou_is_a_bar_chart_of_the_classes_present() -> None:
+    svg = report_html.per_class_iou_svg([0.9, "nan", 0.25, 1.0], worst=2)
+    assert svg.startswith('<svg class="sc-svg sc-iou"')
+    assert svg.count("<rect") == 3  # class 1 was never present
+    assert "lowest: class 2, 0.250" in svg
+    assert 'stroke="#d0342c"' in svg  # the worst class is outlined
+
+
+def test_regression_view_colours_by_the_metric_direction(tmp_path: Path) -> None:
+    before = {"results": [{"suite": "parity", "model": "m", "format": "onnx", "profile": "cpu",
+                           "metrics": {"argmax_agreement": 0.99, "snr_db": 40.0,
+                                       "max_abs_err": 0.01, "cosine": 0.999}}]}
+    path = tmp_path / "before.json"
+    path.write_text(json.dumps(before))
+    now = {"suite": "parity", "model": "m", "format": "onnx", "profile": "cpu",
+           "outcome": "failed", "budgets": {}, "info": {}, "message": "", "nodeid": "t",
+           "metrics": {"argmax_agreement": 0.95, "snr_db": 45.0, "max_abs_err": 0.02,
+                       "cosine": 0.999}}
+    view = report_html.regression_html([now], str(path))
+    chips = {name: kind for kind, name in re.findall(
+        r'class="sc-chip sc-(regressed|worse|better)"[^>]*>(\w+) ', view)}
+    # Lower agreement is worse (beyond its allowance); higher SNR is better; a higher error
+    # is worse, within [baseline]'s allowance (inf: left to the budgets).
+    assert chips == {"argmax_agreement": "regressed", "snr_db": "better",
+                     "max_abs_err": "worse"}
+    assert "argmax_agreement 0.99 → 0.95 ↓" in view and "1 unchanged" in view
+    assert "1 case(s) regressed" in view
 
 
 def test_metrics_table_puts_each_budget_beside_its_metric() -> None:
-    from conformance.report import _key_metric_text, _metrics_table_html
     from conformance.results import CaseResult
 
     result = CaseResult(suite="parity", model="m", format="onnx", profile="cpu",
                         metrics={"snr_db": 70.0, "cosine": 0.99},
                         budgets={"min_snr_db": 60.0, "max_max_rel_err": 1e-4})
-    page = _metrics_table_html(result)
-    assert "<tr><td>snr_db</td><td>70</td><td>≥ 60</td></tr>" in page
-    assert "<tr><td>cosine</td><td>0.99</td><td></td></tr>" in page
+    page = report_html.metrics_table_html(result.to_json())
+    assert "<tr><td>snr_db</td><td>70</td><td>≥ 60</td><td></td><td>dB</td><td>✓</td></tr>" in page
+    assert "<tr><td>cosine</td><td>0.99</td><td></td><td></td><td></td><td></td></tr>" in page
     # A budget whose metric was not measured shows once, under the metric's name.
-    assert "<tr><td>max_rel_err</td><td>—</td><td>≤ 0.0001</td></tr>" in page
+    assert "<td>max_rel_err</td><td>—</td><td>≤ 0.0001</td>" in page
     assert "min_snr_db" not in page
-    assert _key_metric_text(result.to_json()) == "snr_db 70 ≥ 60"
+    assert report_html.key_metric_text(result.to_json()) == "snr_db 70 ≥ 60"
+
+
+def test_thumbnail_is_a_fraction_of_the_overlay_png() -> None:
+    pytest.importorskip("PIL", reason="Pillow not installed")
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, size=(256, 256, 3), dtype=np.uint8)
+    ref = np.zeros((256, 256), dtype=np.int64)
+    ref[64:192, 64:192] = 15
+    png = figures.segmentation_overlay(image, ref, np.roll(ref, 8, axis=1), 21)
+    mime, data = figures.thumbnail(png)
+    assert mime in ("image/webp", "image/jpeg")
+    assert len(data) < len(png) / 3, (len(data), len(png))
+
+
+def test_per_output_figures_sit_beside_the_budget_they_answer_to() -> None:
+    table = report_html.per_output_html(
+        {"output0": {"cosine": 0.973, "snr_db": 14.0}, "proto": {"cosine": 0.993}},
+        {"min_cosine": 0.98})
+    assert re.findall(r"<th>(.*?)</th>", table) == ["per output (worst image)", "budget",
+                                                    "output0", "proto"]
+    assert '<tr><td>cosine</td><td>≥ 0.98</td><td class="sc-bad">0.973</td><td>0.993</td>' \
+        in table
+    assert "<tr><td>snr_db</td><td></td><td>14</td><td>—</td></tr>" in table
