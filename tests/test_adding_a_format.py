@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,9 @@ def toy_format(monkeypatch: pytest.MonkeyPatch) -> None:
     registry.all_specs()
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     registry.register(TOY_SPEC)
+    # The suite parametrizes at import: a copy imported earlier in this process (another
+    # test's in-process run) would not hold the toy model, so the inner run imports it anew.
+    monkeypatch.delitem(sys.modules, "conformance.test_parity", raising=False)
     # The inner run's --export-cache sets SEGCONFORM_CACHE in this process: restored after.
     # Not changed before it: the root conftest would point the offline settings elsewhere.
     monkeypatch.setenv("SEGCONFORM_CACHE", os.environ["SEGCONFORM_CACHE"])
