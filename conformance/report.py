@@ -337,8 +337,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
         return [_plain(v) for v in value]
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
+    if isinstance(value, float):  # numpy.float64 too, which is a float subclass
+        return float(value) if math.isfinite(value) else str(value)
     # Exact builtin types: a subclass (torch.__version__ is a str subclass) is data to
     # json but not to execnet, which refuses it and stops an xdist run.
     if value is None or isinstance(value, bool):

@@ -77,9 +77,11 @@ def test_report_payload_holds_builtin_types_only() -> None:
     import numpy as np
 
     payload = _plain({"version": _TorchVersionLike("2.14.1"), "n": np.int64(3),
-                      "x": np.float32(0.5), "path": Path("/tmp/a"), "flag": np.bool_(True),
+                      "x": np.float32(0.5), "y": np.float64(0.25), "path": Path("/tmp/a"),
+                      "flag": np.bool_(True),
                       "nan": float("nan"), "items": (1, _TorchVersionLike("a"))})
-    assert payload == {"version": "2.14.1", "n": 3, "x": 0.5, "path": "/tmp/a", "flag": True,
+    assert payload == {"version": "2.14.1", "n": 3, "x": 0.5, "y": 0.25, "path": "/tmp/a",
+                       "flag": True,
                        "nan": "nan", "items": [1, "a"]}
 
     def builtin_only(value) -> bool:
