@@ -7,7 +7,6 @@ JSON/HTML reports at the end of the session (see `conformance/report.py`).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -72,9 +71,11 @@ def record_case(
         label = device_label(profile) if profile in load_profiles() else None
         if label:  # figures from another host than the profile's device say so
             result.info["measured_on"] = label
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
-        if worker:  # under pytest -n: which worker measured it (merged by the controller)
-            result.info["worker"] = worker
+        # Under pytest -n: which worker measured it (merged by the controller). From the
+        # config, not the environment: a session started inside a worker is not one.
+        workerinput = getattr(request.config, "workerinput", None)
+        if workerinput:
+            result.info["worker"] = workerinput["workerid"]
         node.stash[RESULT_KEY] = result
         for key in ("suite", "model", "format", "profile"):
             node.user_properties.append((key, getattr(result, key)))

@@ -24,6 +24,12 @@ def suite_arguments(tmp_path: Path, *args: str) -> list[str]:
             f"--bundle-dir={tmp_path / 'bundles'}", "-q", *args]
 
 
+# Set in an xdist worker's environment; a suite run started from a test is its own session,
+# not a worker (pytest-benchmark would switch itself off, results would name a worker).
+XDIST_WORKER_VARIABLES = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT",
+                          "PYTEST_XDIST_TESTRUNUID")
+
+
 def _results(tmp_path: Path) -> dict:
     report = tmp_path / "results.json"
     return json.loads(report.read_text()) if report.is_file() else {}
@@ -32,7 +38,8 @@ def _results(tmp_path: Path) -> dict:
 def run_suite(tmp_path: Path, *args: str, timeout: int = 900) -> tuple[int, str, dict]:
     """(exit code, output, results.json) of `pytest ARGS` in a new interpreter."""
     command = [sys.executable, "-m", "pytest", *suite_arguments(tmp_path, *args)]
-    run = subprocess.run(command, cwd=ROOT, env=dict(os.environ), capture_output=True,
+    env = {k: v for k, v in os.environ.items() if k not in XDIST_WORKER_VARIABLES}
+    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=timeout, check=False)
     return run.returncode, run.stdout + run.stderr, _results(tmp_path)
 
@@ -45,6 +52,8 @@ def run_suite_in_process(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     when it ends, and torch's lazily imported submodules cannot be imported twice.
     """
     monkeypatch.chdir(ROOT)
+    for name in XDIST_WORKER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     capsys.readouterr()
     code = pytest.main(suite_arguments(tmp_path, *args))
     out, err = capsys.readouterr()
