@@ -1,0 +1,242 @@
+"""Which layers cost a quantised TFLite model its accuracy: each op's error, own and carried.
+
+A quantised file and its float upstream come from the same litert-torch graph, and
+ai-edge-quantizer keeps tensor names, so every op output of the quantised model is matched to
+the float tensor of the same name. Per op, pooled over the images (ONNX Runtime's
+qdq_loss_debug and the TFLite quantization debugger measure the same two things):
+SNRs are averaged over channels (see `_Pool`).
+- own: the float model's activation quantised and dequantised with that tensor's scale and
+  zero point (qdq_loss_debug's `qdq_err`), and the op's quantised weights against the float
+  ones: the error this layer adds by itself, fed float inputs;
+- carried: the quantised model's tensor against the float one, everything upstream included
+  (qdq_loss_debug's `xmodel_err`);
+- added: how far the carried SNR falls at this op below the lowest carried SNR of its inputs.
+Layers rank by their own SNR, worst first: that order is what the int8 repair search tries.
+No torch here: numpy and the TFLite interpreter only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+SNR_CAP_DB = 200.0  # an unquantised (float) tensor or identical values count as this
+
+
+@dataclass(frozen=True)
+class LayerSensitivity:
+    """One op of the quantised model against the float model."""
+
+    op_index: int
+    op: str
+    tensor: str  # output tensor name: what an ai-edge-quantizer recipe regex selects
+    dtype: str  # the output's type in the quantised model (int8, int16, float32)
+    own_snr_db: float  # activation quantise-dequantise alone (SNR_CAP_DB for a float output)
+    input_snr_db: float  # the worst of its activation inputs, quantise-dequantised alone
+    weight_snr_db: float  # the op's quantised weights vs float (SNR_CAP_DB when none)
+    carried_snr_db: float  # quantised model's tensor vs float model's
+    added_db: float  # carried SNR lost at this op, below the worst of its inputs
+
+    @property
+    def own_db(self) -> float:
+        """The layer's own error, fed float inputs: the worst of its quantised inputs, its
+        weights and its output. An outlier tensor thus ranks its producer and its consumers:
+        keeping one without the others leaves the damage in place."""
+        return min(self.own_snr_db, self.input_snr_db, self.weight_snr_db)
+
+    @property
+    def layer(self) -> str:
+        """A readable label: the module path litert-torch put first in the tensor name."""
+        return layer_label(self.tensor)
+
+    def to_json(self) -> dict:
+        """JSON-safe row for the report (finite numbers, label included)."""
+        row = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+        row["layer"] = self.layer
+        return row
+
+
+def layer_label(tensor: str) -> str:
+    """'pkg.Model/torch.nn.Sequential_decoder/torch.nn.Conv2d_0;1' -> 'decoder.Conv2d_0'."""
+    location = tensor.split(";")[0]
+    parts = [p.rsplit(".", 1)[-1] for p in location.split("/")[1:]]
+    # 'Sequential_decoder' names the attribute after the class; a bare index keeps its class.
+    short = [p.split("_", 1)[1] if "_" in p and not p.rsplit("_", 1)[1].isdigit() else p
+             for p in parts]
+    return ".".join(short) or location
+
+
+class _Pool:
+    """Signal and noise power per channel (last axis), pooled over images, per tensor.
+
+    The SNR is the mean over channels of each channel's SNR in dB: one outlier channel (the
+    classic reason a per-tensor int8 scale fails) would dominate a whole-tensor SNR and hide
+    the channels it rounds to zero.
+    """
+
+    def __init__(self) -> None:
+        self.signal: dict[str, np.ndarray] = {}
+        self.noise: dict[str, np.ndarray] = {}
+
+    def add(self, name: str, ref: np.ndarray, got: np.ndarray) -> None:
+        ref64, got64 = ref.astype(np.float64), got.astype(np.float64)
+        axes = tuple(range(ref64.ndim - 1))
+        signal = np.sum(ref64 ** 2, axis=axes).reshape(-1)
+        noise = np.sum((ref64 - got64) ** 2, axis=axes).reshape(-1)
+        if name in self.signal and self.signal[name].shape == signal.shape:
+            signal, noise = signal + self.signal[name], noise + self.noise[name]
+        self.signal[name], self.noise[name] = signal, noise
+
+    def snr_db(self, name: str) -> float:
+        signal, noise = self.signal.get(name), self.noise.get(name)
+        if signal is None or not np.any(noise):
+            return SNR_CAP_DB
+        live = signal > 0  # channels that are zero in the float model say nothing
+        if not np.any(live):
+            return -SNR_CAP_DB
+        with np.errstate(divide="ignore"):
+            per_channel = 10.0 * np.log10(signal[live] / noise[live])
+        return float(np.mean(np.clip(per_channel, -SNR_CAP_DB, SNR_CAP_DB)))
+
+
+def _dequantize(value: np.ndarray, detail: dict) -> np.ndarray | None:
+    """Float values of a tensor; per-channel scales along their axis. None if unquantised int."""
+    if not np.issubdtype(value.dtype, np.integer):
+        return value.astype(np.float32)
+    params = detail.get("quantization_parameters") or {}
+    scales = np.asarray(params.get("scales", ()), dtype=np.float64)
+    zeros = np.asarray(params.get("zero_points", ()), dtype=np.float64)
+    if scales.size == 0:
+        return None
+    if scales.size > 1:  # per-channel (weights)
+        shape = [1] * value.ndim
+        shape[int(params.get("quantized_dimension", 0))] = scales.size
+        scales, zeros = scales.reshape(shape), zeros.reshape(shape)
+    return ((value.astype(np.float64) - zeros) * scales).astype(np.float32)
+
+
+def _fake_quant(value: np.ndarray, detail: dict, dtype) -> np.ndarray:
+    """Float values quantised to `dtype` with the tensor's (per-tensor) scale and zero point."""
+    params = detail.get("quantization_parameters") or {}
+    scale = float(np.asarray(params["scales"]).reshape(-1)[0])
+    zero = float(np.asarray(params.get("zero_points", [0])).reshape(-1)[0])
+    info = np.iinfo(dtype)
+    q = np.clip(np.round(value.astype(np.float64) / scale) + zero, info.min, info.max)
+    return ((q - zero) * scale).astype(np.float32)
+
+
+def _inspected(path: Path):
+    # Builtin kernels with every tensor kept: the same op list and names as in the file.
+    from models.runtimes.tflite import make_interpreter
+
+    return make_interpreter(path, threads=2, builtin_ops_only=True, preserve_all_tensors=True)
+
+
+def _feed(interpreter, inputs: dict[str, np.ndarray], input_names: Sequence[str]) -> None:
+    for detail, name in zip(interpreter.get_input_details(), input_names, strict=True):
+        value = np.asarray(inputs[name], dtype=np.float32)
+        shape = tuple(int(s) for s in detail["shape"])
+        if value.ndim == 4 and value.shape != shape:  # NHWC file, NCHW input
+            value = value.transpose(0, 2, 3, 1)
+        if np.issubdtype(detail["dtype"], np.integer):
+            scale, zero = detail["quantization"]
+            info = np.iinfo(detail["dtype"])
+            value = np.clip(np.round(value / scale) + zero, info.min, info.max)
+        interpreter.set_tensor(detail["index"], value.astype(detail["dtype"]))
+    interpreter.invoke()
+
+
+def layer_sensitivity(float_path: Path, quant_path: Path,
+                      inputs: Sequence[dict[str, np.ndarray]],
+                      input_names: Sequence[str]) -> list[LayerSensitivity]:
+    """Every quantised-model op whose output has a float twin, in execution order."""
+    fl, qu = _inspected(Path(float_path)), _inspected(Path(quant_path))
+    f_by_name = {d["name"]: d for d in fl.get_tensor_details()}
+    q_details = {d["index"]: d for d in qu.get_tensor_details()}
+    ops = qu._get_ops_details()  # the only op-order listing the interpreter offers
+    own, carried, weights = _Pool(), _Pool(), _Pool()
+    for sample in inputs:
+        _feed(fl, sample, input_names)
+        _feed(qu, sample, input_names)
+        for detail in qu.get_input_details():  # the quantised input's own rounding
+            twin = f_by_name.get(detail["name"])
+            got = _dequantize(qu.get_tensor(detail["index"]), q_details[detail["index"]])
+            if twin is not None and got is not None:
+                ref = fl.get_tensor(twin["index"])
+                carried.add(detail["name"], ref, got)
+                own.add(detail["name"], ref, _fake_quant(ref, q_details[detail["index"]],
+                                                         detail["dtype"])
+                        if np.issubdtype(detail["dtype"], np.integer) else ref)
+        for op in ops:
+            for index in op["inputs"]:
+                detail = q_details.get(index)
+                twin = f_by_name.get(detail["name"]) if detail else None
+                if twin is None:
+                    continue
+                try:
+                    value = qu.get_tensor(index)
+                except ValueError:
+                    continue
+                if _is_constant(qu, detail, ops) and np.issubdtype(value.dtype, np.integer):
+                    got = _dequantize(value, detail)
+                    if got is not None and detail["name"] not in weights.signal:
+                        weights.add(detail["name"], fl.get_tensor(twin["index"]), got)
+            for index in op["outputs"]:
+                detail = q_details.get(index)
+                twin = f_by_name.get(detail["name"]) if detail else None
+                if twin is None:
+                    continue
+                try:
+                    value, ref = qu.get_tensor(index), fl.get_tensor(twin["index"])
+                except ValueError:
+                    continue
+                got = _dequantize(value, detail)
+                if got is None or got.shape != ref.shape:
+                    continue
+                carried.add(detail["name"], ref, got)
+                own.add(detail["name"], ref, _fake_quant(ref, detail, value.dtype)
+                        if np.issubdtype(value.dtype, np.integer) else ref)
+    return _rows(ops, q_details, own, carried, weights, qu)
+
+
+def _is_constant(interpreter, detail: dict, ops) -> bool:
+    # A tensor no op produces and that is no model input: a weight or bias.
+    produced = getattr(interpreter, "_produced", None)
+    if produced is None:
+        produced = {i for op in ops for i in op["outputs"]}
+        produced |= {d["index"] for d in interpreter.get_input_details()}
+        interpreter._produced = produced
+    return detail["index"] not in produced
+
+
+def _rows(ops, q_details, own: _Pool, carried: _Pool, weights: _Pool,
+          interpreter) -> list[LayerSensitivity]:
+    rows = []
+    for k, op in enumerate(ops):
+        out = next((q_details[i] for i in op["outputs"] if q_details[i]["name"] in carried.signal),
+                   None)
+        if out is None:
+            continue
+        activations = [q_details[i]["name"] for i in op["inputs"]
+                       if i in q_details and q_details[i]["name"] in carried.signal]
+        upstream = [carried.snr_db(n) for n in activations]
+        weight_names = [q_details[i]["name"] for i in op["inputs"]
+                        if i in q_details and q_details[i]["name"] in weights.signal]
+        weight_snr = min((weights.snr_db(n) for n in weight_names), default=SNR_CAP_DB)
+        carried_snr = carried.snr_db(out["name"])
+        worst_input = min(upstream, default=SNR_CAP_DB)
+        rows.append(LayerSensitivity(
+            op_index=k, op=op["op_name"], tensor=out["name"], dtype=np.dtype(out["dtype"]).name,
+            own_snr_db=own.snr_db(out["name"]),
+            input_snr_db=min((own.snr_db(n) for n in activations), default=SNR_CAP_DB),
+            weight_snr_db=weight_snr,
+            carried_snr_db=carried_snr, added_db=max(0.0, worst_input - carried_snr)))
+    return rows
+
+
+def ranked(rows: Sequence[LayerSensitivity]) -> list[LayerSensitivity]:
+    """Most sensitive first: lowest own SNR, ties broken by the larger carried drop."""
+    return sorted(rows, key=lambda r: (r.own_db, -r.added_db, r.op_index))
