@@ -19,13 +19,13 @@ RunFn = Callable[[np.ndarray], np.ndarray]
 def semantic_prediction(run_fn: RunFn, spec, image: np.ndarray,
                         label_size: tuple[int, int]) -> np.ndarray:
     """(H, W) int class map for one HxWx3 uint8 image at `label_size`."""
-    paper = spec.extra.get("paper_inference")
-    if paper:
-        resized = resize_short_side(image, paper["short_side"])
+    window = spec.sliding_window
+    if window is not None:
+        resized = resize_short_side(image, window.short_side)
         x = spec.preprocess(resized.transpose(2, 0, 1)[None].astype(np.float32) / 255.0)
         name = spec.inputs[0].name
         logits = sliding_window_logits(run_fn, x[name], spec.num_classes,
-                                       paper["window"], paper["stride"])
+                                       window.window, window.stride)
         return resize_bilinear(logits, label_size, align_corners=True)[0].argmax(0)
     h, w = spec.input_size
     chw = resize_bilinear(image.transpose(2, 0, 1).astype(np.float32), (h, w)) / 255.0

@@ -115,7 +115,7 @@ class ReferenceStore:
         if self.images_dir is not None:
             photos = folder_photos(self.images_dir, limit=self.count)
             return to_nchw01([img for _, img in photos], size), None
-        make = spec.extra.get("fixture_images")
+        make = spec.fixture_images
         if make is not None:
             return make(size, self.count), None
         if spec.task == "semantic":
@@ -132,7 +132,7 @@ class ReferenceStore:
             names = ", ".join(name for name, _ in photos)
             return (to_nchw01([img for _, img in photos], size),
                     f"--calibration {self.calibration_dir}: {len(photos)} images ({names})")
-        make = spec.extra.get("calibration_images")
+        make = spec.calibration_images
         if make is not None:
             return make(size, count), f"{count} fixture scenes (calibration seed, not evaluated)"
         photos = ", ".join(Path(rel).stem for _, rel in CALIBRATION_PHOTOS)
@@ -171,7 +171,7 @@ class ReferenceStore:
                          fixture=checkpoint is None, calibration_source=calibration_source)
 
     def _fixture_weights(self, spec: ModelSpec, model: torch.nn.Module):
-        label = spec.extra.get("weights", "seeded random init")
+        label = spec.weights_label
         if spec.fixture_weights is None:
             return model, label
         if isinstance(spec.fixture_weights, CommittedWeights):

@@ -26,7 +26,7 @@ def reference_prompts(references):
     def get(spec):
         if spec.name not in cache:
             ref = references.get(spec)
-            conf, iou = spec.extra["conf"], spec.extra["iou"]
+            conf, iou = spec.mask_thresholds.conf, spec.mask_thresholds.iou
             images, prompts, masks = [], [], []
             for k, outputs in enumerate(ref.outputs):
                 image = to_uint8_rgb(ref.images[k])
@@ -58,7 +58,7 @@ def test_prompt_masks(case: Case, references, reference_prompts, budgets, profil
     if known is not None:  # the report shows the band the verdict was judged against
         result.info["known_failure"] = known.as_info()
     images, prompts, ref_masks = reference_prompts(case.spec)
-    conf, iou = case.spec.extra["conf"], case.spec.extra["iou"]
+    conf, iou = case.spec.mask_thresholds.conf, case.spec.mask_thresholds.iou
     got_masks = [prompt_masks(runner.run(inputs), image, chosen, conf, iou)
                  for inputs, image, chosen in zip(ref.inputs, images, prompts, strict=True)]
     report = prompt_mask_report(ref_masks, got_masks,

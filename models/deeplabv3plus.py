@@ -123,7 +123,7 @@ def _spec(name: str, num_classes: int, lite: bool, params: int, size: int, tier:
         fixture_weights=COMMITTED[name],
         preprocess=preprocess_imagenet,
         description=description,
-        extra={"weights": COMMITTED[name].label},
+        weights_label=COMMITTED[name].label,
     )
 
 

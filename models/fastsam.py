@@ -33,7 +33,7 @@ from models.checkpoint import (
     mark_source,
 )
 from models.offline import configure_offline
-from models.registry import InputSpec, ModelSpec, register
+from models.registry import InputSpec, MaskThresholds, ModelSpec, register
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_YAML = "yolov8s-seg.yaml"
@@ -517,20 +517,13 @@ def _spec(name: str, size: int, tier: Literal["fast", "slow"]) -> ModelSpec:
         fixture_weights=fastsam_fixture_weights,
         preprocess=functools.partial(preprocess_images, size=size),
         description=(f"FastSAM-s = ultralytics {MODEL_YAML} nc=1 at {size}x{size}, unfused, "
-                     "raw output0/proto; prompts via FastSAMPredictor.prompt"),
-        extra={
-            "weights": WEIGHTS_LABEL,
-            "fixture_images": shape_fixture_images,
-            "calibration_images": functools.partial(shape_fixture_images,
-                                                    seed=CALIBRATION_SCENE_SEED),
-            "conf": DEFAULT_CONF,
-            "iou": DEFAULT_IOU,
-            "imgsz": size,
-            "fused": False,
-            "input": "RGB/255, ultralytics LetterBox to a square, pad 114",
-            "requires": ("ultralytics",),
-            "output_convention": output_convention,
-        },
+                     "input RGB/255 letterboxed to a square (pad 114), raw output0/proto; "
+                     "prompts via FastSAMPredictor.prompt"),
+        weights_label=WEIGHTS_LABEL,
+        fixture_images=shape_fixture_images,
+        calibration_images=functools.partial(shape_fixture_images, seed=CALIBRATION_SCENE_SEED),
+        mask_thresholds=MaskThresholds(conf=DEFAULT_CONF, iou=DEFAULT_IOU),
+        output_convention=output_convention,
     )
 
 

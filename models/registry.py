@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -30,6 +30,33 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class SlidingWindowInference:
+    """A semantic model's published inference, in pixels: resize the short side, slide
+    `window`-sized crops by `stride`, average the overlapping logits."""
+
+    short_side: int
+    window: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class MaskThresholds:
+    """Confidence and NMS IoU thresholds a prompt-mask model's masks are decoded with."""
+
+    conf: float
+    iou: float
+
+
+# A batch of fixture images (count, 3, H, W) float32 in [0, 1] at size (H, W).
+ImageMaker = Callable[[tuple[int, int], int], "np.ndarray"]
+# Reads a user's file's outputs on the example input: (convert or None, what was found).
+OutputConvention = Callable[
+    [dict[str, "np.ndarray"], "ModelSpec"],
+    tuple[Callable[[dict[str, "np.ndarray"]], dict[str, "np.ndarray"]] | None, str],
+]
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Everything the suite needs to know about one model.
 
@@ -39,6 +66,13 @@ class ModelSpec:
     of fixture images (N, 3, H, W) float32 in [0, 1] and returns the module.
     `preprocess` maps such [0, 1] RGB images to the model's input tensor(s).
     `rewrites` names converter workarounds; each applies only to the formats it declares.
+    `weights_label` is what the report says about the fixture weights.
+    `fixture_images` / `calibration_images` replace the suite's default evaluation and
+    calibration images (fixtures/images.py) for models trained on other scenes.
+    `sliding_window` replaces the plain resize of semantic inference (conformance/inference.py).
+    `mask_thresholds` is required for task "prompt_masks".
+    `output_convention` adapts a user's file whose outputs use another convention
+    (models/user_artifact.py).
     """
 
     name: str
@@ -57,7 +91,12 @@ class ModelSpec:
     # Named export rewrites (models/export/rewrites.py) this model's conversions apply.
     rewrites: tuple[str, ...] = ()
     description: str = ""
-    extra: dict = field(default_factory=dict)
+    weights_label: str = "seeded random init"
+    fixture_images: ImageMaker | None = None
+    calibration_images: ImageMaker | None = None
+    sliding_window: SlidingWindowInference | None = None
+    mask_thresholds: MaskThresholds | None = None
+    output_convention: OutputConvention | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:
@@ -80,6 +119,8 @@ def register(spec: ModelSpec) -> ModelSpec:
     if unknown:
         raise ValueError(f"model {spec.name!r}: unknown format(s) {', '.join(unknown)}; "
                          f"known: {', '.join(FORMATS)}")
+    if spec.task == "prompt_masks" and spec.mask_thresholds is None:
+        raise ValueError(f"model {spec.name!r}: a prompt_masks model needs mask_thresholds")
     _REGISTRY[spec.name] = spec
     return spec
 

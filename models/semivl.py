@@ -34,7 +34,7 @@ from models.checkpoint import (
     unwrap_state_dict,
 )
 from models.fixture_weights import COMMITTED
-from models.registry import InputSpec, ModelSpec, Tier, register
+from models.registry import InputSpec, ModelSpec, SlidingWindowInference, Tier, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -701,10 +701,10 @@ def fixture_weights(
 # --------------------------------------------------------------------------- registry
 
 
-def _paper_inference(cfg: SemiVLConfig) -> dict[str, int]:
+def _paper_inference(cfg: SemiVLConfig) -> SlidingWindowInference:
     # Paper: short side 512, 512 windows, stride 426; scaled with the config's input size.
     stride = round(cfg.img_size * 426 / 512)
-    return {"short_side": cfg.img_size, "window": cfg.img_size, "stride": stride}
+    return SlidingWindowInference(short_side=cfg.img_size, window=cfg.img_size, stride=stride)
 
 
 def _spec(name: str, cfg: SemiVLConfig, tier: Tier, expected: int, **fixture: int) -> ModelSpec:
@@ -725,10 +725,10 @@ def _spec(name: str, cfg: SemiVLConfig, tier: Tier, expected: int, **fixture: in
         rewrites=EXPORT_REWRITES,
         description=f"SemiVL (MaskCLIP ViT + VLG decoder), {cfg.depth}x{cfg.width}, "
         f"{cfg.img_size} px, VOC {cfg.num_classes} classes",
-        extra={"config": cfg, "class_names": VOC_CLASSES, "paper_inference": _paper_inference(cfg),
-               "weights": COMMITTED[name].label if name in COMMITTED else
-               "seeded init; decoder fitted at run time (Adam, backbone frozen) to the "
-               "backbone's MaskCLIP pseudo-labels on fixture images"},
+        weights_label=COMMITTED[name].label if name in COMMITTED else
+        "seeded init; decoder fitted at run time (Adam, backbone frozen) to the "
+        "backbone's MaskCLIP pseudo-labels on fixture images",
+        sliding_window=_paper_inference(cfg),
     )
 
 

@@ -216,7 +216,7 @@ def open_user_artifact(spec: ModelSpec, format_name: str, path: Path,
     """Fit, load and probe a user's file; ArtifactError (one line) when it does not fit or load.
 
     `example` runs once: TorchScript declares no output shapes, and a model's output
-    convention (spec.extra['output_convention']) is read from real values.
+    convention (spec.output_convention) is read from real values.
     """
     path = Path(path)
     signature = read_signature(format_name, path)
@@ -251,7 +251,7 @@ def open_user_artifact(spec: ModelSpec, format_name: str, path: Path,
                     {n: in_file_layout(s, fit.output_layouts[n]) for n, s in output_shapes.items()})
     runner = UserFileRunner(_load(format_name, path, io, threads, device, meta), fit, expected,
                             transposes=not tflite, output_shapes=dict(output_shapes))
-    convention = spec.extra.get("output_convention")
+    convention = spec.output_convention
     if convention is not None:
         runner.convert, runner.convention = convention(runner.run(example), spec)
     return runner

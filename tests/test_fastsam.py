@@ -51,8 +51,8 @@ def test_registry_specs() -> None:
     assert (fast.tier, fast.input_size, slow.tier, slow.input_size) == (
         "fast", (512, 512), "slow", (1024, 1024))
     assert fast.output_names == ("output0", "proto") and fast.task == "prompt_masks"
-    assert fast.expected_params == 11_790_483 and "weights" in fast.extra
-    images = fast.extra["fixture_images"](fast.input_size, 2)
+    assert fast.expected_params == 11_790_483 and "fixture weights" in fast.weights_label
+    images = fast.fixture_images(fast.input_size, 2)
     assert images.shape == (2, 3, 512, 512) and images.dtype == np.float32
     assert fast.preprocess(images[:1])["images"].shape == (1, 3, 512, 512)
 

@@ -45,7 +45,7 @@ def _calibration_yaml(folder: Path) -> Path:
     spec = get_spec("fastsam_s")
     images = folder / "images" / "calibration"
     images.mkdir(parents=True)
-    for k, image in enumerate(spec.extra["calibration_images"](spec.input_size, 16)):
+    for k, image in enumerate(spec.calibration_images(spec.input_size, 16)):
         Image.fromarray(to_uint8_rgb(image)).save(images / f"scene_{k:02d}.png")
     data = folder / "calibration.yaml"
     data.write_text(f"path: {folder}\ntrain: images/calibration\nval: images/calibration\n"
@@ -74,7 +74,7 @@ def _ultralytics_litert_exports() -> dict[str, Path]:
     key = content_key({
         "weights": file_sha256(fastsam.fixture_weights_path()),
         "versions": library_versions(("ultralytics", "litert-torch", "ai-edge-quantizer")),
-        "calibration": arrays_digest([spec.extra["calibration_images"](spec.input_size, 16)]),
+        "calibration": arrays_digest([spec.calibration_images(spec.input_size, 16)]),
         "imgsz": fastsam.EDGE_SIZE, "torch_seed": CALIBRATION_ORDER_SEED,
     })
     folder = cache_root() / "test_inputs"
