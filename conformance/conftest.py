@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from conformance.budgets import MissingBudget, budget_for, load_budgets
-from conformance.options import USER_ARTIFACTS, active_profile, parse_pairs, parse_trusted
+from conformance.options import (
+    USER_ARTIFACTS,
+    active_profile,
+    parse_pairs,
+    parse_recipes,
+    parse_trusted,
+)
 from conformance.profiles import load_profiles
 
 
@@ -41,6 +47,7 @@ def references(pytestconfig: pytest.Config, profile_name: str):
         artifacts=pytestconfig.stash.get(USER_ARTIFACTS, {}),
         calibration_dir=Path(calibration) if calibration else None,
         calibration_count=pytestconfig.getoption("--calibration-count") or CALIBRATION_COUNT,
+        int8_recipes=parse_recipes(pytestconfig.getoption("--int8-recipe")),
     )
 
 

@@ -2,12 +2,15 @@
 
 The TFLite quantization debugger stops at a per-layer table and a denylist the user writes;
 here the loop is closed against the case's own budget. Layers are ranked by their own error
-(conformance/metrics/quant_sensitivity.py). For each precision of the ladder (int16 activations
-first: still integer, then float), the search keeps the k most sensitive layers at that
-precision, doubling k until the trial passes the budget, then bisects down to the smallest
-passing k. Bisection assumes that keeping more of the ranked layers never hurts; each trial is
-judged for real, so the recipe returned always passed. The search runs on the parity images;
-the recipe is then proven on the held-out accuracy images as format `tflite_int8_mixed`.
+(conformance/metrics/quant_sensitivity.py). For each precision of the ladder (int16 activations,
+then float), the search keeps the k most sensitive layers at that precision, doubling k until
+the trial passes the budget, then bisects down to the smallest passing k. Every rung is
+searched: int16 keeps the model integer (what an NPU needs) but runs on TFLite's reference
+kernels on a CPU, float keeps XNNPACK; the caller picks by speed. Bisection assumes that
+keeping more of the ranked layers never hurts (it is not always so: the figures of every trial
+are kept); each trial is judged for real, so a returned recipe always passed. The search runs
+on the parity images; the recipe is then proven on the held-out accuracy images as format
+`tflite_int8_mixed`.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ class Trial:
     passed: bool
     metrics: dict[str, float]
     seconds: float
+    note: str = ""  # why a trial could not be judged (e.g. the runtime refused the file)
 
     def to_json(self) -> dict:
         """JSON-safe row for the report."""
         return {"precision": self.precision, "layers": self.layers, "passed": self.passed,
                 "metrics": {k: round(float(v), 6) for k, v in self.metrics.items()},
-                "seconds": round(self.seconds, 1)}
+                "seconds": round(self.seconds, 1), **({"note": self.note} if self.note else {})}
 
 
 @dataclass
@@ -45,7 +49,8 @@ class Repair:
     model: str
     candidates: int  # ranked layers the search could keep
     trials: list[Trial] = field(default_factory=list)
-    recipe: Int8Recipe | None = None
+    found: dict[str, Int8Recipe] = field(default_factory=dict)  # smallest passing, per rung
+    recipe: Int8Recipe | None = None  # the one chosen (the first rung's unless the caller picks)
 
     def summary(self) -> str:
         """One line: what was found, or what was tried."""
@@ -59,6 +64,7 @@ class Repair:
         """JSON-safe summary for the report and results.json."""
         return {"summary": self.summary(), "candidates": self.candidates,
                 "trials": [t.to_json() for t in self.trials],
+                "found": {p: r.summary() for p, r in self.found.items()},
                 "recipe": self.recipe.to_json() if self.recipe else None}
 
 
@@ -71,11 +77,12 @@ def recipe_for(model: str, precision: str, tensors: Sequence[str], found_by: str
 
 
 def search_repair(model: str, ranked_tensors: Sequence[str],
-                  trial: Callable[[Int8Recipe], tuple[bool, dict[str, float]]],
+                  trial: Callable[[Int8Recipe], tuple[bool, dict[str, float] | str]],
                   ladder: Sequence[str] = LADDER, max_layers: int | None = None) -> Repair:
     """Smallest prefix of `ranked_tensors` that passes, at the first precision that can.
 
-    `trial(recipe)` quantises with the recipe and judges the result: (passed, metrics).
+    `trial(recipe)` quantises with the recipe and judges the result: (passed, metrics), or
+    (False, reason) when the file cannot be judged; such a trial counts as failing.
     """
     tensors = list(ranked_tensors)[: max_layers or None]
     repair = Repair(model=model, candidates=len(tensors))
@@ -85,7 +92,9 @@ def search_repair(model: str, ranked_tensors: Sequence[str],
     def attempt(precision: str, k: int) -> bool:
         start = time.perf_counter()
         passed, metrics = trial(recipe_for(model, precision, tensors[:k]))
-        repair.trials.append(Trial(precision, k, passed, metrics, time.perf_counter() - start))
+        note = metrics if isinstance(metrics, str) else ""
+        repair.trials.append(Trial(precision, k, passed and not note, {} if note else metrics,
+                                   time.perf_counter() - start, note))
         return passed
 
     for precision in ladder:
@@ -106,7 +115,7 @@ def search_repair(model: str, ranked_tensors: Sequence[str],
             else:
                 failing = middle
         found_by = (f"int8 repair search: the {passing} most sensitive layers (own error) at "
-                    f"{precision}, {len(repair.trials)} trials")
-        repair.recipe = recipe_for(model, precision, tensors[:passing], found_by)
-        return repair
+                    f"{precision}")
+        repair.found[precision] = recipe_for(model, precision, tensors[:passing], found_by)
+        repair.recipe = repair.recipe or repair.found[precision]
     return repair

@@ -55,6 +55,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also run the slow tier (full-size models)")
     group.addoption("--export-cache", default=None, metavar="DIR",
                     help="artifact cache (default $SEGCONFORM_CACHE or .cache/segconform)")
+    group.addoption("--int8-recipe", action="append", default=[], metavar="MODEL=FILE",
+                    help="the mixed-precision int8 recipe (JSON, as --int8-repair saves it) "
+                         "that format tflite_int8_mixed of MODEL converts with")
+    group.addoption("--int8-repair", action="store_true", default=False,
+                    help="when a quantised TFLite case fails its parity budget, search the "
+                         "fewest layers to keep at int16/float that pass it, and save the recipe")
     group.addoption("--require-formats", action="store_true", default=False,
                     help="fail, not skip, a format the active profile lists whose runtime "
                          "package is not installed")
@@ -79,6 +85,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
     parse_pairs(config.getoption("--checkpoint"), "--checkpoint")
+    parse_recipes(config.getoption("--int8-recipe"))
     problem = calibration_problem(config.getoption("--calibration"),
                                   config.getoption("--calibration-count"),
                                   config.getoption("--images"))
@@ -234,6 +241,19 @@ def parse_pairs(values: list[str], option: str) -> dict[str, Path]:
             raise pytest.UsageError(f"{option} {value!r}: {path} does not exist")
         pairs[name] = Path(path)
     return pairs
+
+
+def parse_recipes(values: list[str]) -> dict:
+    """MODEL=FILE pairs of --int8-recipe, each loaded; a one-line UsageError otherwise."""
+    from models.export.int8_recipe import RecipeError, load_recipe
+
+    recipes = {}
+    for name, path in parse_pairs(values, "--int8-recipe").items():
+        try:
+            recipes[name] = load_recipe(path, name)
+        except RecipeError as err:
+            raise pytest.UsageError(f"--int8-recipe {name}={path}: {err}") from None
+    return recipes
 
 
 def parse_trusted(values: list[str], option: str = "--trust-checkpoint") -> frozenset[Path]:

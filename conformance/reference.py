@@ -81,13 +81,15 @@ class ReferenceStore:
                  cache_dir: Path | None = None,
                  artifacts: dict[str, dict[str, Path]] | None = None,
                  calibration_dir: Path | None = None,
-                 calibration_count: int = CALIBRATION_COUNT) -> None:
+                 calibration_count: int = CALIBRATION_COUNT,
+                 int8_recipes: dict | None = None) -> None:
         self.checkpoints = checkpoints or {}
         self.trusted = trusted  # --trust-checkpoint: the only files that may be unpickled
         self.artifacts = artifacts or {}  # model -> format -> a user's file (--artifact)
         self.images_dir = images_dir
         self.calibration_dir = calibration_dir  # --calibration: the user's own images
         self.calibration_count = calibration_count
+        self.int8_recipes = int8_recipes or {}  # model -> Int8Recipe (--int8-recipe)
         self.count = count
         self.threads = threads
         self.cache_dir = cache_dir
@@ -107,8 +109,20 @@ class ReferenceStore:
             self._sessions[spec.name] = ExportSession(
                 spec=spec, model=ref.model, weights_key=ref.weights_key,
                 example=ref.inputs[0], calibration=ref.calibration, root=self.cache_dir,
-                user_files=dict(self.artifacts.get(spec.name, {})))
+                user_files=dict(self.artifacts.get(spec.name, {})),
+                int8_recipe=self._int8_recipe(spec, ref))
         return self._sessions[spec.name]
+
+    def _int8_recipe(self, spec: ModelSpec, ref: Reference):
+        """--int8-recipe for the model, else the recipe committed for its fixture weights (a
+        recipe found for those weights says nothing about a user's checkpoint)."""
+        if spec.name in self.int8_recipes:
+            return self.int8_recipes[spec.name]
+        if spec.int8_recipe is not None and ref.fixture:
+            from models.export.int8_recipe import load_recipe
+
+            return load_recipe(spec.int8_recipe, spec.name)
+        return None
 
     def _eval_images(self, spec: ModelSpec) -> tuple[np.ndarray, np.ndarray | None]:
         size = spec.input_size

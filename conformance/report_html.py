@@ -55,7 +55,10 @@ RUNTIME_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # Info the case section draws as something other than a key/value line.
 _DRAWN_INFO = ("per_class_iou", "layer_table", "known_failure", "key_metric",
-               "first_divergent_layer", "localised_image", "op_counts", "per_output")
+               "first_divergent_layer", "localised_image", "op_counts", "per_output",
+               "int8_sensitivity", "int8_repair")
+# The figures a repair trial shows (the decision metrics its budget judges).
+REPAIR_SHOWN = ("argmax_agreement", "agreement_miou", "cosine", "snr_db")
 _IDENTITY_INFO = ("artifact", "weights_sha256", "weights", "converter", "rewrites", "runtime",
                   "version", "device", "providers", "delegate", "threads", "cache")
 
@@ -596,6 +599,8 @@ def _suite_block(entry: Mapping[str, Any], figures: Sequence[Figure]) -> str:
         parts.append(per_output_html(per_output, entry["budgets"]))
     if info.get("first_divergent_layer"):
         parts.append(_layers_html(info))
+    parts.append(_sensitivity_html(info))
+    parts.append(_repair_html(info))
     iou = info.get("per_class_iou")
     if isinstance(iou, list) and iou:
         parts.append(per_class_iou_svg(iou, info.get("worst_class")))
@@ -898,3 +903,80 @@ dl.sc-info dt { font-weight: bold; } dl.sc-info dd { margin: 0; overflow-wrap: a
   border: 1px solid #888; vertical-align: middle; }
 .sc-note { color: #777; font-style: italic; } .sc-legend { color: #555; font-size: 11px; }
 </style>"""
+
+
+def _sensitivity_html(info: Mapping[str, Any]) -> str:
+    """The int8 per-layer table, most sensitive first, and a bar chart of the same rows."""
+    table = info.get("int8_sensitivity")
+    if not isinstance(table, Mapping) or not table.get("rows"):
+        return ""
+    rows = table["rows"]
+    body = "".join(
+        f"<tr><td>{k + 1}</td><td class=\"sc-clip\" title=\"{_e(r.get('tensor'))}\">"
+        f"{_e(r.get('layer'))}</td><td>{_e(r.get('op'))}</td><td>{_e(r.get('dtype'))}</td>"
+        f"<td>{_number(r.get('own_snr_db'))}</td><td>{_number(r.get('input_snr_db'))}</td>"
+        f"<td>{_number(r.get('weight_snr_db'))}</td><td>{_number(r.get('carried_snr_db'))}</td>"
+        f"<td>{_number(r.get('added_db'))}</td></tr>" for k, r in enumerate(rows))
+    head = (f'<p class="sc-layer"><b>int8 sensitivity</b>: {len(rows)} most sensitive of '
+            f'{_e(table.get("layers"))} quantised ops, by their own error (SNR in dB, averaged '
+            f'over channels; {_e(table.get("images"))} image(s); 200 = not quantised)</p>')
+    return (head + sensitivity_svg(rows) + '<table class="segconform sc-layers"><thead><tr>'
+            "<th>#</th><th>layer</th><th>op</th><th>type</th><th>own out</th><th>own in</th>"
+            "<th>weights</th><th>carried</th><th>added</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>")
+
+
+def sensitivity_svg(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Own (bar) and carried (tick) SNR of the ranked layers."""
+    slot, left, top, height = 18, 30, 16, 70
+    width = left + slot * len(rows) + 6
+    low = min(0.0, *(_float(r.get("carried_snr_db")) for r in rows))
+    high = 60.0
+
+    def y(value: float) -> float:
+        value = max(low, min(high, value))
+        return top + height * (1 - (value - low) / (high - low))
+
+    marks = []
+    for k, r in enumerate(rows):
+        x = left + k * slot
+        own = min(_float(r.get("own_snr_db")), _float(r.get("input_snr_db")),
+                  _float(r.get("weight_snr_db")))
+        carried = _float(r.get("carried_snr_db"))
+        marks.append(f'<rect x="{x + 2}" y="{y(own):.1f}" width="{slot - 4}" '
+                     f'height="{top + height - y(own):.1f}" fill="#6b8fd6"><title>'
+                     f'{k + 1} {_e(r.get("layer"))}: own {own:.1f} dB</title></rect>'
+                     f'<line x1="{x + 1}" x2="{x + slot - 1}" y1="{y(carried):.1f}" '
+                     f'y2="{y(carried):.1f}" stroke="#d0342c" stroke-width="2"><title>'
+                     f'carried {carried:.1f} dB</title></line>'
+                     f'<text x="{x + slot / 2}" y="{top + height + 10}" font-size="8" '
+                     f'text-anchor="middle">{k + 1}</text>')
+    axis = "".join(f'<line x1="{left}" x2="{width - 4}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
+                   f'stroke="#eee"/><text x="{left - 3}" y="{y(t) + 3:.1f}" font-size="8" '
+                   f'text-anchor="end">{t:g}</text>' for t in (0, 20, 40, 60))
+    title = "own SNR (bars) and carried SNR (red ticks) of the ranked layers, dB"
+    return (f'<svg class="sc-svg sc-sensitivity" xmlns="http://www.w3.org/2000/svg" '
+            f'width="{width}" height="{top + height + 14}" viewBox="0 0 {width} '
+            f'{top + height + 14}" role="img" aria-label="{_e(title)}"><text x="2" y="10" '
+            f'font-size="10">{_e(title)}</text>{axis}{"".join(marks)}</svg>')
+
+
+def _repair_html(info: Mapping[str, Any]) -> str:
+    """The repair search: every trial, and the recipe it found."""
+    repair = info.get("int8_repair")
+    if not isinstance(repair, Mapping):
+        return ""
+    rows = []
+    for t in repair.get("trials") or []:
+        figures = {k: v for k, v in (t.get("metrics") or {}).items() if k in REPAIR_SHOWN}
+        verdict = "pass" if t.get("passed") else "fail"
+        rows.append(f'<tr class="sc-trial-{verdict}"><td>{_e(t.get("precision"))}</td>'
+                    f'<td>{_e(t.get("layers"))}</td><td>{verdict}</td>'
+                    f"<td>{_e(_compact(figures))}</td><td>{_number(t.get('seconds'))}</td></tr>")
+    saved = repair.get("saved")
+    replay = f" Saved to <code>{_e(saved)}</code>; replay with <code>--int8-recipe " \
+             f"{_e(repair.get('model'))}={_e(saved)}</code>." if saved else ""
+    return (f'<p class="sc-layer"><b>int8 repair</b>: {_e(repair.get("summary"))}.{replay}</p>'
+            '<table class="segconform sc-layers"><thead><tr><th>kept at</th><th>layers</th>'
+            "<th>verdict</th><th>figures</th><th>s</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")

@@ -8,7 +8,7 @@ import pytest
 
 from conformance.matrix import Case
 from models.export import ExportError
-from models.formats import calibrated
+from models.formats import FORMATS, calibrated
 from models.runtimes import ArtifactError, IOSpec, RuntimeUnavailable, load_runner
 
 
@@ -23,8 +23,14 @@ def load_case_runner(case: Case, references, threads: int):
         if not torch.cuda.is_available():
             pytest.skip("no CUDA device on this host (gpu profile)")
     ref = references.get(case.spec)
+    session = references.session(case.spec)
+    if FORMATS[case.format].uses_recipe and session.int8_recipe is None \
+            and case.format not in session.user_files:
+        pytest.skip(f"{case.format}: no int8 recipe for {case.model} (a user checkpoint, or none "
+                    f"committed): find one with --int8-repair, replay it with "
+                    f"--int8-recipe {case.model}=FILE")
     try:
-        artifact = references.session(case.spec).export(case.format)
+        artifact = session.export(case.format)
     except ExportError as err:
         pytest.fail(f"{case}: export failed: {err}", pytrace=False)
     if artifact.is_user_file:

@@ -16,6 +16,7 @@ from conformance.budgets import (
     violations,
 )
 from conformance.bundle import write_bundle
+from conformance.int8_case import debuggable, repair_case, sensitive_hint, sensitivity_table
 from conformance.matrix import Case, format_cases
 from conformance.metrics.parity import figures_by_output, parity_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
@@ -70,6 +71,7 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
             pytest.fail(f"{case}: {problem} over {len(maps)} images; weights: {ref.weights}",
                         pytrace=False)
     failed = violations(metrics, budget)
+    table = int8_layers(request, case, profile_name, ref, artifact, references)
     failure = None
     if failed:
         hint = f"artifact {artifact.path}; weights: {ref.weights}"
@@ -78,12 +80,50 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
             hint = f"{outputs}\n{hint}"
         if localisable(case.format):
             hint += "\n" + localise_failure(request, case, profile_name, ref, artifact, reports)
+        if table:
+            hint += "\n" + int8_advice(request, case, profile_name, ref, artifact, references,
+                                       budget, table, semantic)
         failure = explain(f"{case} parity vs PyTorch eager over {len(ref.inputs)} images",
                           metrics, budget, hint=hint)
     regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
                                        profile_name, metrics)
     assert not regressions, f"{case} regressed: " + "; ".join(regressions)
     settle(known, metrics, failure)
+
+
+def int8_layers(request, case: Case, profile: str, ref, artifact, references) -> dict | None:
+    """The per-layer int8 table of a quantised TFLite case (recorded), or None."""
+    if not debuggable(case.format) or artifact.is_user_file or case.device != "cpu":
+        return None
+    fp32 = references.session(case.spec).export_own("tflite_fp32").path
+    try:
+        table = sensitivity_table(case, ref, artifact, fp32)
+    except Exception as err:  # advice only: a debugger bug must not hide the verdict
+        record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
+                    info={"int8_sensitivity_error": f"{type(err).__name__}: {err}"[:300]})
+        return None
+    shown = {k: v for k, v in table.items() if k != "ranked"}
+    record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
+                info={"int8_sensitivity": shown})
+    return table
+
+
+def int8_advice(request, case: Case, profile: str, ref, artifact, references, budget, table,
+                semantic: bool) -> str:
+    """The most sensitive layers, and with --int8-repair the recipe that passes (recorded)."""
+    advice = sensitive_hint(table)
+    if not request.config.getoption("--int8-repair"):
+        return f"{advice}; search a mixed-precision recipe: --int8-repair"
+    fp32 = references.session(case.spec).export_own("tflite_fp32").path
+    repair = repair_case(case, ref, references.session(case.spec), artifact, fp32, budget,
+                         table, class_axis=1 if semantic else None)
+    record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
+                info={"int8_repair": repair})
+    if not repair.get("recipe"):
+        return f"{advice}\nint8 repair: {repair['summary']}"
+    return (f"{advice}\nint8 repair: {repair['summary']}; p50 int8 / repaired = "
+            f"{repair.get('speed_vs_int8')}; recipe saved to {repair['saved']} (judge it in "
+            f"every suite: --int8-recipe {case.model}={repair['saved']})")
 
 
 def localise_failure(request, case: Case, profile: str, ref, artifact, reports) -> str:

@@ -20,7 +20,8 @@ REFERENCE_FORMAT = "torch_eager"
 PRECISIONS: dict[str, str] = {
     "float32": "float32 weights and arithmetic: PyTorch's math on other kernels (float noise)",
     "float16": "float16 weights (about 3 significant digits), float arithmetic",
-    "int8": "full-integer int8 weights and activations: judged by decisions, not logit error",
+    "int8": "integer-quantised (int8 weights; int8, int16 or, in a mixed recipe, some float "
+            "activations): judged by decisions, not logit error",
 }
 
 
@@ -49,6 +50,8 @@ class ExportFormat:
     upstream: str | None = None  # the format this one converts from (tflite_fp32 -> int8)
     uses_calibration: bool = False
     tools: tuple[str, ...] = ()  # executables that run when present (their versions: the key)
+    uses_recipe: bool = False  # converts with the model's mixed-precision int8 recipe
+    opt_in: bool = False  # not in a model's default formats: a model lists it to get it
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -92,6 +95,17 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
     ExportFormat("tflite_int8", ".tflite", "models.export.tflite:export_tflite_int8",
                  "models.runtimes.tflite:TFLiteRunner", "int8", ("ai-edge-quantizer",),
                  localisable=True, upstream="tflite_fp32", uses_calibration=True),
+    # int8 weights, int16 activations everywhere (ai-edge-quantizer static_wi8_ai16; Qualcomm's
+    # w8a16): XNNPACK has no int16 kernels, so it runs on TFLite's reference kernels.
+    ExportFormat("tflite_w8a16", ".tflite", "models.export.tflite:export_tflite_w8a16",
+                 "models.runtimes.tflite:TFLiteRunner", "int8", ("ai-edge-quantizer",),
+                 localisable=True, upstream="tflite_fp32", uses_calibration=True, opt_in=True),
+    # Full int8 except the layers a recipe keeps at int16 activations or in float
+    # (models/export/int8_recipe.py; found by --int8-repair, replayed by --int8-recipe).
+    ExportFormat("tflite_int8_mixed", ".tflite", "models.export.tflite:export_tflite_int8_mixed",
+                 "models.runtimes.tflite:TFLiteRunner", "int8", ("ai-edge-quantizer",),
+                 localisable=True, upstream="tflite_fp32", uses_calibration=True,
+                 uses_recipe=True, opt_in=True),
     ExportFormat("edgetpu", ".tflite", "models.export.edgetpu:export_edgetpu",
                  "models.runtimes.edgetpu:EdgeTPURunner", "int8", ("ai-edge-litert",),
                  upstream="tflite_int8", tools=("edgetpu_compiler",)),

@@ -17,7 +17,8 @@ Task = Literal["semantic", "prompt_masks"]
 Tier = Literal["fast", "slow"]
 
 # A spec's default formats: every row of models/formats.py when the registry is imported.
-ALL_FORMATS: tuple[str, ...] = tuple(FORMATS)
+# Opt-in rows (tflite_w8a16, tflite_int8_mixed) only for the models that list them.
+ALL_FORMATS: tuple[str, ...] = tuple(name for name, row in FORMATS.items() if not row.opt_in)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,8 @@ class ModelSpec:
     sliding_window: SlidingWindowInference | None = None
     mask_thresholds: MaskThresholds | None = None
     output_convention: OutputConvention | None = None
+    # The mixed-precision int8 recipe found for the fixture weights (tflite_int8_mixed).
+    int8_recipe: Path | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:

@@ -56,7 +56,8 @@ def test_calibration_folder_and_count_pick_the_images_and_the_int8_key(tmp_path:
 
 
 def test_only_quantised_formats_record_their_calibration() -> None:
-    assert {name for name in FORMATS if calibrated(name)} == {"tflite_int8", "edgetpu"}
+    assert {name for name in FORMATS if calibrated(name)} == {
+        "tflite_int8", "tflite_w8a16", "tflite_int8_mixed", "edgetpu"}
 
 
 @pytest.mark.parametrize(("make", "count", "message"), [

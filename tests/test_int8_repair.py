@@ -146,5 +146,5 @@ def test_a_recipe_for_another_model_is_refused_in_one_line(tmp_path) -> None:
     with pytest.raises(RecipeError, match=r"r.json: a recipe for model 'other', not 'sensitive'"):
         load_recipe(path, "sensitive")
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(RecipeError, match="bad.json: not an int8 recipe JSON"):
+    with pytest.raises(RecipeError, match=r"bad\.json: not an int8 recipe JSON"):
         load_recipe(tmp_path / "bad.json")

@@ -55,7 +55,7 @@ class LayerSensitivity:
     def to_json(self) -> dict:
         """JSON-safe row for the report (finite numbers, label included)."""
         row = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-        row["layer"] = self.layer
+        row["layer"], row["own_db"] = self.layer, round(self.own_db, 3)
         return row
 
 

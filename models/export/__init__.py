@@ -22,6 +22,7 @@ from models.export.cache import (
     source_digest,
     tool_version,
 )
+from models.export.int8_recipe import Int8Recipe
 from models.formats import FORMATS, ExportFormat
 
 if TYPE_CHECKING:  # the request module imports torch; bundles on devices must not
@@ -94,6 +95,7 @@ class ExportSession:
     converter_calls: list[str] = field(default_factory=list)
     user_files: dict[str, Path] = field(default_factory=dict)
     user_artifacts: dict[str, Artifact] = field(default_factory=dict)
+    int8_recipe: Int8Recipe | None = None  # what formats with uses_recipe convert with
 
     def recipe(self, fmt: ExportFormat) -> dict:
         """The code that makes the artifact: converter and family sources, libraries, tools."""
@@ -125,6 +127,8 @@ class ExportSession:
             )
         if fmt.upstream:
             parts["upstream"] = self.key(FORMATS[fmt.upstream])
+        if fmt.uses_recipe:
+            parts["int8_recipe"] = self.int8_recipe.digest() if self.int8_recipe else None
         rewrites = self.rewrites(fmt)
         if rewrites:  # absent when none, so artifacts of models without rewrites keep their keys
             parts["rewrites"] = list(rewrites)
@@ -201,7 +205,8 @@ class ExportSession:
         request = ExportRequest(spec=self.spec, model=self.model, example=self.example,
                                 out_path=path.with_suffix(".tmp" + fmt.suffix),
                                 calibration=self.calibration if fmt.uses_calibration else [],
-                                upstream=upstream)
+                                upstream=upstream,
+                                int8_recipe=self.int8_recipe if fmt.uses_recipe else None)
         self.converter_calls.append(fmt.name)
         start = time.perf_counter()
         try:

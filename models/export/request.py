@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.export.int8_recipe import Int8Recipe
 from models.registry import ModelSpec
 
 
@@ -21,6 +22,7 @@ class ExportRequest:
     out_path: Path
     calibration: list[dict[str, np.ndarray]] = field(default_factory=list)
     upstream: Path | None = None
+    int8_recipe: Int8Recipe | None = None  # formats with uses_recipe (tflite_int8_mixed)
 
     def example_tensors(self) -> tuple[torch.Tensor, ...]:
         """The example as a tuple of tensors in the spec's input order."""

@@ -47,19 +47,49 @@ def export_tflite_int8(request: ExportRequest) -> dict:
     """Full-integer int8 (per-channel weights, calibrated activations) from the fp32 model."""
     from ai_edge_quantizer import recipe
 
+    return _static(request, recipe.static_wi8_ai8(),
+                   "ai-edge-quantizer static_wi8_ai8 (min/max, per-channel weights)")
+
+
+def export_tflite_w8a16(request: ExportRequest) -> dict:
+    """int8 weights, int16 activations everywhere (ai-edge-quantizer static_wi8_ai16)."""
+    from ai_edge_quantizer import recipe
+
+    return _static(request, recipe.static_wi8_ai16(),
+                   "ai-edge-quantizer static_wi8_ai16 (int16 activations, int8 weights)")
+
+
+def export_tflite_int8_mixed(request: ExportRequest) -> dict:
+    """int8 with the layers of the model's mixed-precision recipe at int16 or float."""
+    from models.export.int8_recipe import missing_tensors
+
+    recipe = request.int8_recipe
+    if recipe is None:
+        raise ValueError("tflite_int8_mixed needs an int8 recipe (--int8-recipe MODEL=FILE)")
+    missing = missing_tensors(recipe, request.upstream)
+    if missing:
+        raise ValueError(f"the int8 recipe names {len(missing)} tensor(s) the float model does "
+                         f"not have (a recipe for other code?), e.g. {missing[0][:120]!r}")
+    meta = _static(request, recipe.aeq_recipe(),
+                   f"ai-edge-quantizer static_wi8_ai8 + recipe: {recipe.summary()}")
+    return {**meta, "int8_recipe": recipe.summary(), "int8_recipe_digest": recipe.digest()}
+
+
+def _static(request: ExportRequest, recipe: list[dict], label: str) -> dict:
+    from models.export.int8_recipe import quantize_static
+
     if not request.calibration:
-        raise ValueError("int8 export needs calibration inputs")
-    qt = _quantizer(request)
-    qt.load_quantization_recipe(recipe.static_wi8_ai8())
-    samples = [_by_position(sample, request) for sample in request.calibration]
-    result = qt.calibrate({"serving_default": samples})
-    qt.quantize(calibration_result=result).export_model(str(request.out_path), overwrite=True)
-    return {"converter": "ai-edge-quantizer static_wi8_ai8 (min/max, per-channel weights)",
-            "calibration_samples": len(samples)}
+        raise ValueError(f"{request.spec.name}: static quantisation needs calibration inputs")
+    if request.upstream is None:
+        raise ValueError("quantised TFLite needs the fp32 .tflite as upstream")
+    samples = signature_samples(request.spec, request.calibration)
+    quantize_static(request.upstream, request.out_path, samples, recipe)
+    return {"converter": label, "calibration_samples": len(samples)}
 
 
-def _by_position(sample: dict[str, np.ndarray], request: ExportRequest) -> dict:
-    # litert-torch names signature inputs args_0, args_1, … in the module's argument order.
-    names = [i.name for i in request.spec.inputs]
-    return {f"args_{k}": np.ascontiguousarray(sample[n], dtype=np.float32)
-            for k, n in enumerate(names)}
+def signature_samples(spec, samples: list[dict[str, np.ndarray]]) -> list[dict]:
+    """Samples keyed by signature input: litert-torch names them args_0, args_1, … in the
+    module's argument order."""
+    names = [i.name for i in spec.inputs]
+    return [{f"args_{k}": np.ascontiguousarray(sample[n], dtype=np.float32)
+             for k, n in enumerate(names)} for sample in samples]
