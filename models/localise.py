@@ -29,6 +29,7 @@ INT8_THRESHOLDS_DB = (15.0, 10.0)
 DROP_CEILING_DB = 60.0  # drops between float-noise levels (inf -> 120 dB) are not divergence
 SNR_CAP_DB = 200.0  # identical tensors (inf) count as this in drops
 LOOKAHEAD = 6  # order mapping: same-shaped candidates considered per module
+SUSTAIN = 0.75  # a divergence stays down: this share of the layers after it diverged too
 
 
 def localisable(format_name: str) -> bool:
@@ -315,17 +316,26 @@ def map_by_order(torch_rows, exported) -> list[tuple[int, int]]:
 
 
 def first_divergence(rows: Sequence[LayerDiff], floor_db: float = SNR_FLOOR_DB,
-                     drop_db: float = SNR_DROP_DB, quantised: bool = False) -> int | None:
-    """Index of the first row below the SNR floor or sharply below every row before it."""
-    # Against the lowest SNR so far, not the previous row: side branches such as a
+                     drop_db: float = SNR_DROP_DB, quantised: bool = False,
+                     sustain: float = SUSTAIN) -> int | None:
+    """Index of the first row that diverges and stays down: below the SNR floor, or sharply
+    below every healthy row before it, with at least `sustain` of the rows from it to the
+    output diverged too. A transient dip (a mis-mapped tensor, a layer whose error the next
+    one absorbs) is not where an export breaks."""
+    # Against the lowest healthy SNR so far, not the previous row: side branches such as a
     # squeeze-excitation gate have a high SNR of their own and would fake a drop after them.
     # A quantised model's input is already quantised, so its first layer sets the baseline.
     lowest = min(rows[0].snr_db, SNR_CAP_DB) if quantised and rows else SNR_CAP_DB
-    for k, row in enumerate(rows):
+    diverged = []
+    for row in rows:
         snr = min(row.snr_db, SNR_CAP_DB)
-        if snr < floor_db or (lowest - snr > drop_db and snr < DROP_CEILING_DB):
+        down = snr < floor_db or (lowest - snr > drop_db and snr < DROP_CEILING_DB)
+        diverged.append(down)
+        if not down:
+            lowest = min(lowest, snr)
+    for k, down in enumerate(diverged):
+        if down and sum(diverged[k:]) >= sustain * (len(diverged) - k):
             return k
-        lowest = min(lowest, snr)
     return None
 
 

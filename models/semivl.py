@@ -751,6 +751,7 @@ SEMIVL_SMALL = register(_spec("semivl_small", SMALL_CONFIG, "fast", 2_510_065,
 # matrix shows what the rewrites buy, and the day a converter is fixed this form passes.
 SEMIVL_SMALL_OFFICIAL = register(dataclasses.replace(
     SEMIVL_SMALL, name="semivl_small_official", formats=("tflite_fp32", "tflite_int8"),
-    rewrites=(), description=f"{SEMIVL_SMALL.description}; TFLite without export rewrites"))
+    rewrites=(), int8_recipe=None,
+    description=f"{SEMIVL_SMALL.description}; TFLite without export rewrites"))
 # At full size one decoder step costs seconds per image on 2 cores: the fixture uses one image.
 SEMIVL_VITB16 = register(_spec("semivl_vitb16", FULL_CONFIG, "slow", 89_045_729, max_images=1))

@@ -92,6 +92,10 @@ def test_first_divergence_ignores_float_noise_and_side_branches() -> None:
     assert first_divergence(rows(130.0, 120.0, -9.5, -9.0)) == 2
     assert first_divergence(rows(130.0, 70.0, 45.0)) == 2  # 25 dB below every earlier layer
     assert first_divergence(rows(130.0, 29.0)) == 1  # below the floor
+    # A transient dip that the next layers recover from is not the divergence; the layer
+    # after which the error stays down is.
+    assert first_divergence(rows(130.0, 12.0, 120.0, 125.0, 118.0, 6.0, 5.0, 4.0)) == 5
+    assert first_divergence(rows(130.0, 12.0, 120.0, 125.0, 118.0)) is None
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "tflite_fp32"])

@@ -370,3 +370,35 @@ def test_fastsam_box_units_are_detected_by_value_range() -> None:
                                rtol=1e-6)
     convert, text = output_convention({"output0": normalised}, spec)
     assert convert is None and "normalised" in text
+
+
+# --- (f) an official-form SemiVL TFLite, made by litert-torch without the export rewrites ------
+
+
+def test_official_form_semivl_tflite_fails_and_names_the_up_block(
+        tmp_path: Path, inline_suite) -> None:
+    """The file a user gets from litert-torch on SemiVL's official code: parity fails with the
+    numbers and the localisation names the decoder's Up block that holds the converter bug;
+    the suite's own export of the same model (with rewrites) passes beside it."""
+    from conformance.reference import ReferenceStore
+    from models.registry import get_spec
+
+    official = get_spec("semivl_small_official")
+    store = ReferenceStore()
+    users = tmp_path / "semivl_small_official.tflite"
+    shutil.copy(store.session(official).export("tflite_fp32").path, users)
+    code, out, results = inline_suite(
+        tmp_path, "conformance/test_parity.py", "-k", "semivl_small-tflite_fp32",
+        f"--artifact=semivl_small={users}")
+    rows = {r["model"]: r for r in results["results"] if r["format"] == "tflite_fp32"}
+    judged = rows["semivl_small"]
+    assert judged["outcome"] == "failed" and code == 1, out[-3000:]
+    assert judged["info"]["artifact"].startswith("user file (sha256 ")
+    assert "argmax_agreement = " in judged["message"] and "(budget >= 0.999)" in judged["message"]
+    assert judged["info"]["first_divergent_layer"].startswith("decode_head.up"), judged["info"]
+    assert "first diverging layer: decode_head.up" in out  # in the failure's full text
+    # Without the user's file, the suite's own (rewritten) export of the same model passes.
+    code, out, results = inline_suite(tmp_path / "own", "conformance/test_parity.py", "-k",
+                                      "semivl_small-tflite_fp32")
+    own = next(r for r in results["results"] if r["model"] == "semivl_small")
+    assert own["outcome"] == "passed" and "up_skip_repeat_3d" in own["info"]["rewrites"], out
