@@ -161,45 +161,47 @@ def layer_sensitivity(float_path: Path, quant_path: Path,
     for sample in inputs:
         _feed(fl, sample, input_names)
         _feed(qu, sample, input_names)
-        for detail in qu.get_input_details():  # the quantised input's own rounding
-            twin = f_by_name.get(detail["name"])
-            got = _dequantize(qu.get_tensor(detail["index"]), q_details[detail["index"]])
-            if twin is not None and got is not None:
-                ref = fl.get_tensor(twin["index"])
-                carried.add(detail["name"], ref, got)
-                own.add(detail["name"], ref, _fake_quant(ref, q_details[detail["index"]],
-                                                         detail["dtype"])
-                        if np.issubdtype(detail["dtype"], np.integer) else ref)
+        for index in (d["index"] for d in qu.get_input_details()):  # the input's own rounding
+            pair = _twin_values(qu, fl, q_details.get(index), f_by_name)
+            if pair:
+                _add_activation(own, carried, q_details[index], *pair)
         for op in ops:
             for index in op["inputs"]:
                 detail = q_details.get(index)
-                twin = f_by_name.get(detail["name"]) if detail else None
-                if twin is None:
-                    continue
-                try:
-                    value = qu.get_tensor(index)
-                except ValueError:
-                    continue
-                if _is_constant(qu, detail, ops) and np.issubdtype(value.dtype, np.integer):
-                    got = _dequantize(value, detail)
-                    if got is not None and detail["name"] not in weights.signal:
-                        weights.add(detail["name"], fl.get_tensor(twin["index"]), got)
+                pair = _twin_values(qu, fl, detail, f_by_name)
+                if pair and _is_constant(qu, detail, ops) and detail["name"] not in weights.signal:
+                    got = _dequantize(pair[0], detail) \
+                        if np.issubdtype(pair[0].dtype, np.integer) else None
+                    if got is not None:
+                        weights.add(detail["name"], pair[1], got)
             for index in op["outputs"]:
-                detail = q_details.get(index)
-                twin = f_by_name.get(detail["name"]) if detail else None
-                if twin is None:
-                    continue
-                try:
-                    value, ref = qu.get_tensor(index), fl.get_tensor(twin["index"])
-                except ValueError:
-                    continue
-                got = _dequantize(value, detail)
-                if got is None or got.shape != ref.shape:
-                    continue
-                carried.add(detail["name"], ref, got)
-                own.add(detail["name"], ref, _fake_quant(ref, detail, value.dtype)
-                        if np.issubdtype(value.dtype, np.integer) else ref)
+                pair = _twin_values(qu, fl, q_details.get(index), f_by_name)
+                if pair:
+                    _add_activation(own, carried, q_details[index], *pair)
     return _rows(ops, q_details, own, carried, weights, qu)
+
+
+def _twin_values(quant, floating, detail: dict | None,
+                 float_by_name: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """(quantised value, float twin's value) of a tensor; None when either is unreadable."""
+    twin = float_by_name.get(detail["name"]) if detail else None
+    if twin is None:
+        return None
+    try:
+        return quant.get_tensor(detail["index"]), floating.get_tensor(twin["index"])
+    except ValueError:  # tensors without data (optimised away)
+        return None
+
+
+def _add_activation(own: _Pool, carried: _Pool, detail: dict, value: np.ndarray,
+                    ref: np.ndarray) -> None:
+    """The tensor's carried error, and its own: the float value through its quantiser."""
+    got = _dequantize(value, detail)
+    if got is None or got.shape != ref.shape:
+        return
+    carried.add(detail["name"], ref, got)
+    own.add(detail["name"], ref, _fake_quant(ref, detail, value.dtype)
+            if np.issubdtype(value.dtype, np.integer) else ref)
 
 
 def _is_constant(interpreter, detail: dict, ops) -> bool:
