@@ -859,9 +859,15 @@ td.sc-cell.sc-passed { background: #e6f4e6; } td.sc-cell.sc-failed { background:
 td.sc-cell.sc-error { background: #f6c9c6; } td.sc-cell.sc-skipped { background: #f4f4f4; }
 td.sc-cell.sc-xfailed { background: #fdf0d8; } td.sc-cell.sc-xpassed { background: #efe4f6; }
 td.sc-none { color: #aaa; text-align: center; }
-#segconform-matrix td.sc-cell { min-width: 9em; max-width: 15em; }
+/* Fixed layout: the format columns share the page width however many formats there are
+   (a cell's entries wrap and end in an ellipsis), so the matrix never scrolls sideways. */
+#segconform-matrix { table-layout: fixed; width: 100%; }
+#segconform-matrix thead th { overflow-wrap: anywhere; font-size: 11px; }
+#segconform-matrix thead th:nth-child(1) { width: 9em; }
+#segconform-matrix thead th:nth-child(2) { width: 3.5em; }
+#segconform-matrix tbody th { overflow-wrap: anywhere; }
 .sc-entry { padding: 0 2px; font-size: 11px; overflow-wrap: anywhere; overflow: hidden;
-  display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 4; }
+  display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 3; }
 .sc-passed { color: #1d6b1d; } .sc-failed { color: #b3261e; } .sc-error { color: #7a0000; }
 .sc-skipped { color: #777; } .sc-xfailed { color: #a35f00; } .sc-xpassed { color: #6a2f90; }
 .sc-entry.sc-failed, .sc-entry.sc-error { font-weight: bold; }

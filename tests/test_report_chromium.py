@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from models.formats import FORMATS
 from tests.chromium import chromium_binary, layout_facts, screenshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +111,29 @@ def test_latency(request, fmt, p50, speedup):
     record_case(request, suite="latency", model="deeplabv3plus_lite", format=fmt,
                 profile="cpu", metrics=metrics, budgets=budgets,
                 info={"threads": 2, "rounds": 7, "warmup": 3})
+
+
+# A row with every format column a real default run has (the matrix's width grows with the
+# format table), each cell holding the three suites' deciding metrics.
+from models.formats import FORMATS, REFERENCE_FORMAT  # noqa: E402
+
+SUITE_FIGURES = {
+    "parity": ({"argmax_agreement": 0.9963, "agreement_miou": 0.9839},
+               {"min_argmax_agreement": 0.9, "min_agreement_miou": 0.9}),
+    "accuracy": ({"miou_ratio": 0.9715, "agreement_miou": 0.96},
+                 {"min_miou_ratio": 0.97, "min_agreement_miou": 0.9}),
+    "latency": ({"p50_ms": 48.8, "p90_ms": 49.1, "speedup_vs_eager": 1.028},
+                {"min_speedup_vs_eager": 0.33}),
+}
+
+
+@pytest.mark.parametrize("suite", list(SUITE_FIGURES))
+@pytest.mark.parametrize("fmt", [REFERENCE_FORMAT, *FORMATS])
+def test_every_format(request, suite, fmt):
+    metrics, budgets = SUITE_FIGURES[suite]
+    # The longest model name of the registry: the widest first column a real run has.
+    record_case(request, suite=suite, model="deeplabv3plus_mnv3_conventional", format=fmt,
+                profile="cpu", metrics=metrics, budgets=budgets)
 '''
 
 
@@ -234,12 +258,13 @@ def test_page_does_not_overflow_a_1400px_window(rendered: dict[str, Any]) -> Non
 
 def test_every_matrix_cell_links_to_its_case_section(rendered: dict[str, Any]) -> None:
     assert _link_problem(rendered["facts"]) is None
-    assert rendered["facts"]["matrix_cells"] == 6  # 3 cpu cases, 2 gpu, 1 coral
+    # 3 cpu cases, 2 gpu, 1 coral, and a row with every format column (eager + every row).
+    assert rendered["facts"]["matrix_cells"] == 6 + 1 + len(FORMATS)
 
 
 def test_budget_lines_are_drawn(rendered: dict[str, Any]) -> None:
     # p50 and p90 for three formats, speed-up for two.
-    assert rendered["facts"]["budget_lines"] == 8
+    assert rendered["facts"]["budget_lines"] == 8 + 1 + len(FORMATS)  # + a speed-up line each
     assert _budget_line_problem(rendered["facts"]) is None
 
 
