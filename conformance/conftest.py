@@ -8,10 +8,10 @@ import pytest
 
 from conformance.budgets import MissingBudget, budget_for, load_budgets
 from conformance.options import (
+    INT8_RECIPES,
     USER_ARTIFACTS,
     active_profile,
     parse_pairs,
-    parse_recipes,
     parse_trusted,
 )
 from conformance.profiles import load_profiles
@@ -47,7 +47,7 @@ def references(pytestconfig: pytest.Config, profile_name: str):
         artifacts=pytestconfig.stash.get(USER_ARTIFACTS, {}),
         calibration_dir=Path(calibration) if calibration else None,
         calibration_count=pytestconfig.getoption("--calibration-count") or CALIBRATION_COUNT,
-        int8_recipes=parse_recipes(pytestconfig.getoption("--int8-recipe")),
+        int8_recipes=pytestconfig.stash.get(INT8_RECIPES, {}),
     )
 
 

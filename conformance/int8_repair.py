@@ -78,13 +78,13 @@ def recipe_for(model: str, precision: str, tensors: Sequence[str], found_by: str
 
 def search_repair(model: str, ranked_tensors: Sequence[str],
                   trial: Callable[[Int8Recipe], tuple[bool, dict[str, float] | str]],
-                  ladder: Sequence[str] = LADDER, max_layers: int | None = None) -> Repair:
+                  ladder: Sequence[str] = LADDER) -> Repair:
     """Smallest prefix of `ranked_tensors` that passes, at the first precision that can.
 
     `trial(recipe)` quantises with the recipe and judges the result: (passed, metrics), or
     (False, reason) when the file cannot be judged; such a trial counts as failing.
     """
-    tensors = list(ranked_tensors)[: max_layers or None]
+    tensors = list(ranked_tensors)
     repair = Repair(model=model, candidates=len(tensors))
     if not tensors:
         return repair

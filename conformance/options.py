@@ -12,6 +12,7 @@ from conformance.profiles import ASSUME_DEVICE_ENV, DEVICE_MARKERS, load_profile
 
 # model -> format -> a user's exported file, parsed once from --artifact at configure time.
 USER_ARTIFACTS = pytest.StashKey[dict]()
+INT8_RECIPES = pytest.StashKey[dict]()  # model -> Int8Recipe, loaded once at configure
 _ENV_BEFORE = pytest.StashKey[dict[str, "str | None"]]()
 
 
@@ -85,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
     parse_pairs(config.getoption("--checkpoint"), "--checkpoint")
-    parse_recipes(config.getoption("--int8-recipe"))
+    config.stash[INT8_RECIPES] = parse_recipes(config.getoption("--int8-recipe"))
     problem = calibration_problem(config.getoption("--calibration"),
                                   config.getoption("--calibration-count"),
                                   config.getoption("--images"))

@@ -59,6 +59,17 @@ def test_missing_checkpoint_file_is_refused_at_start(pytester: pytest.Pytester,
     assert "does not exist" in line and "--checkpoint" in line, line
 
 
+def test_int8_recipe_for_another_model_is_refused_at_start(pytester: pytest.Pytester,
+                                                           tmp_path: Path) -> None:
+    from models.export.int8_recipe import Int8Recipe
+
+    recipe = Int8Recipe("semivl_small", float=("x",)).save(tmp_path / "recipe.json")
+    line = refused(pytester, f"--int8-recipe=deeplabv3plus_mnv3_lite={recipe}")
+    for part in ("--int8-recipe deeplabv3plus_mnv3_lite=", "recipe.json",
+                 "a recipe for model 'semivl_small', not 'deeplabv3plus_mnv3_lite'"):
+        assert part in line, line
+
+
 def test_undeclared_metric_in_budget(pytester: pytest.Pytester) -> None:
     line = refused(pytester, "--budget", "parity.torchscript.min_snr_dbb=10")
     for part in ("--budget", "'parity.torchscript.min_snr_dbb=10'", "unknown metric 'snr_dbb'",

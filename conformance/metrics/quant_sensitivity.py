@@ -120,47 +120,41 @@ def _dequantize(value: np.ndarray, detail: dict) -> np.ndarray | None:
 
 def _fake_quant(value: np.ndarray, detail: dict, dtype) -> np.ndarray:
     """Float values quantised to `dtype` with the tensor's (per-tensor) scale and zero point."""
+    from models.runtimes.tflite import dequantize, quantize
+
     params = detail.get("quantization_parameters") or {}
     scale = float(np.asarray(params["scales"]).reshape(-1)[0])
-    zero = float(np.asarray(params.get("zero_points", [0])).reshape(-1)[0])
-    info = np.iinfo(dtype)
-    q = np.clip(np.round(value.astype(np.float64) / scale) + zero, info.min, info.max)
-    return ((q - zero) * scale).astype(np.float32)
+    zero = int(np.asarray(params.get("zero_points", [0])).reshape(-1)[0])
+    return dequantize(quantize(value, scale, zero, dtype), scale, zero)
 
 
-def _inspected(path: Path):
-    # Builtin kernels with every tensor kept: the same op list and names as in the file.
-    from models.runtimes.tflite import make_interpreter
+def _inspected(path: Path, inputs: dict[str, np.ndarray], input_names: Sequence[str]):
+    """A runner on builtin kernels with every tensor kept (the file's own op list and names),
+    as layer-wise localisation reads a TFLite file; it feeds NHWC and int8 inputs itself."""
+    from models.runtimes.base import IOSpec
+    from models.runtimes.tflite import TFLiteRunner
 
-    return make_interpreter(path, threads=2, builtin_ops_only=True, preserve_all_tensors=True)
-
-
-def _feed(interpreter, inputs: dict[str, np.ndarray], input_names: Sequence[str]) -> None:
-    for detail, name in zip(interpreter.get_input_details(), input_names, strict=True):
-        value = np.asarray(inputs[name], dtype=np.float32)
-        shape = tuple(int(s) for s in detail["shape"])
-        if value.ndim == 4 and value.shape != shape:  # NHWC file, NCHW input
-            value = value.transpose(0, 2, 3, 1)
-        if np.issubdtype(detail["dtype"], np.integer):
-            scale, zero = detail["quantization"]
-            info = np.iinfo(detail["dtype"])
-            value = np.clip(np.round(value / scale) + zero, info.min, info.max)
-        interpreter.set_tensor(detail["index"], value.astype(detail["dtype"]))
-    interpreter.invoke()
+    io = IOSpec(inputs={n: tuple(inputs[n].shape) for n in input_names}, outputs=())
+    return TFLiteRunner(path, io, threads=2, inspect=True)
 
 
 def layer_sensitivity(float_path: Path, quant_path: Path,
                       inputs: Sequence[dict[str, np.ndarray]],
                       input_names: Sequence[str]) -> list[LayerSensitivity]:
     """Every quantised-model op whose output has a float twin, in execution order."""
-    fl, qu = _inspected(Path(float_path)), _inspected(Path(quant_path))
+    float_runner = _inspected(Path(float_path), inputs[0], input_names)
+    quant_runner = _inspected(Path(quant_path), inputs[0], input_names)
+    fl, qu = float_runner.interpreter, quant_runner.interpreter
     f_by_name = {d["name"]: d for d in fl.get_tensor_details()}
     q_details = {d["index"]: d for d in qu.get_tensor_details()}
     ops = qu._get_ops_details()  # the only op-order listing the interpreter offers
+    # A tensor no op produces and that is no model input: a weight or bias.
+    produced = {i for op in ops for i in op["outputs"]} | \
+        {d["index"] for d in qu.get_input_details()}
     own, carried, weights = _Pool(), _Pool(), _Pool()
     for sample in inputs:
-        _feed(fl, sample, input_names)
-        _feed(qu, sample, input_names)
+        float_runner.run(sample)
+        quant_runner.run(sample)
         for index in (d["index"] for d in qu.get_input_details()):  # the input's own rounding
             pair = _twin_values(qu, fl, q_details.get(index), f_by_name)
             if pair:
@@ -169,7 +163,7 @@ def layer_sensitivity(float_path: Path, quant_path: Path,
             for index in op["inputs"]:
                 detail = q_details.get(index)
                 pair = _twin_values(qu, fl, detail, f_by_name)
-                if pair and _is_constant(qu, detail, ops) and detail["name"] not in weights.signal:
+                if pair and index not in produced and detail["name"] not in weights.signal:
                     got = _dequantize(pair[0], detail) \
                         if np.issubdtype(pair[0].dtype, np.integer) else None
                     if got is not None:
@@ -178,7 +172,7 @@ def layer_sensitivity(float_path: Path, quant_path: Path,
                 pair = _twin_values(qu, fl, q_details.get(index), f_by_name)
                 if pair:
                     _add_activation(own, carried, q_details[index], *pair)
-    return _rows(ops, q_details, own, carried, weights, qu)
+    return _rows(ops, q_details, own, carried, weights)
 
 
 def _twin_values(quant, floating, detail: dict | None,
@@ -204,18 +198,8 @@ def _add_activation(own: _Pool, carried: _Pool, detail: dict, value: np.ndarray,
             if np.issubdtype(value.dtype, np.integer) else ref)
 
 
-def _is_constant(interpreter, detail: dict, ops) -> bool:
-    # A tensor no op produces and that is no model input: a weight or bias.
-    produced = getattr(interpreter, "_produced", None)
-    if produced is None:
-        produced = {i for op in ops for i in op["outputs"]}
-        produced |= {d["index"] for d in interpreter.get_input_details()}
-        interpreter._produced = produced
-    return detail["index"] not in produced
-
-
-def _rows(ops, q_details, own: _Pool, carried: _Pool, weights: _Pool,
-          interpreter) -> list[LayerSensitivity]:
+def _rows(ops, q_details, own: _Pool, carried: _Pool,
+          weights: _Pool) -> list[LayerSensitivity]:
     rows = []
     for k, op in enumerate(ops):
         out = next((q_details[i] for i in op["outputs"] if q_details[i]["name"] in carried.signal),

@@ -30,11 +30,6 @@ class Int8Recipe:
     float: tuple[str, ...] = ()  # output tensor names left unquantised
     found_by: str = ""  # e.g. the repair search's summary, or "hand-written"
 
-    @property
-    def empty(self) -> bool:
-        """No layer leaves int8: the plain int8 recipe."""
-        return not (self.int16 or self.float)
-
     def summary(self) -> str:
         """'3 layers at int16 activations, 1 in float' (or 'full int8')."""
         parts = [f"{len(self.int16)} at int16 activations" if self.int16 else "",

@@ -20,12 +20,16 @@ def export_tflite_fp32(request: ExportRequest) -> dict:
     return {"converter": f"litert-torch {litert_torch.__version__}"}
 
 
+def _upstream(request: ExportRequest) -> str:
+    if request.upstream is None:
+        raise ValueError("quantised TFLite needs the fp32 .tflite as upstream")
+    return str(request.upstream)
+
+
 def _quantizer(request: ExportRequest):
     from ai_edge_quantizer import quantizer
 
-    if request.upstream is None:
-        raise ValueError("quantised TFLite needs the fp32 .tflite as upstream")
-    return quantizer.Quantizer(str(request.upstream))
+    return quantizer.Quantizer(_upstream(request))
 
 
 def export_tflite_fp16(request: ExportRequest) -> dict:
@@ -80,10 +84,8 @@ def _static(request: ExportRequest, recipe: list[dict], label: str) -> dict:
 
     if not request.calibration:
         raise ValueError(f"{request.spec.name}: static quantisation needs calibration inputs")
-    if request.upstream is None:
-        raise ValueError("quantised TFLite needs the fp32 .tflite as upstream")
     samples = signature_samples(request.spec, request.calibration)
-    quantize_static(request.upstream, request.out_path, samples, recipe)
+    quantize_static(_upstream(request), request.out_path, samples, recipe)
     return {"converter": label, "calibration_samples": len(samples)}
 
 
