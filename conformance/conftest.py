@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from conformance.budgets import MissingBudget, budget_for, load_budgets
+from conformance.case_context import CaseContext, case_identity, open_case
 from conformance.options import (
     INT8_RECIPES,
     USER_ARTIFACTS,
@@ -97,18 +98,24 @@ def eager_predictions(references, voc_samples):
     return predictions
 
 
+@pytest.fixture
+def context(request: pytest.FixtureRequest, budgets: dict, references) -> CaseContext:
+    """The running case's suite, model, format, profile, budget and known failure, resolved
+    before it exports; record figures and settle the verdict through it."""
+    return open_case(request, budgets, references)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every collected case resolves a non-empty budget, or the run stops before any test."""
     table = load_budgets(overrides=config.getoption("--budget"))
-    profile = active_profile(config)
     missing = []
     for item in items:
-        case = getattr(item, "callspec", None) and item.callspec.params.get("case")
-        suite = getattr(getattr(item, "module", None), "SUITE", None)
-        if case is None or suite is None:
+        found = case_identity(item)
+        if found is None:
             continue
+        identity, _ = found
         try:
-            budget_for(table, suite, case.format, case.profile(profile), case.spec.task)
+            budget_for(table, identity.suite, identity.format, identity.profile, identity.task)
         except MissingBudget as err:
             missing.append(f"{item.nodeid}: {err}")
     if missing:

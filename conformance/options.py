@@ -314,7 +314,7 @@ def parse_artifacts(values: list[str]) -> dict[str, dict[str, Path]]:
 
 def active_profile(config: pytest.Config) -> str:
     """--profile, else the only device marker named in -m, else 'cpu'."""
-    chosen = config.getoption("--profile")
+    chosen = config.getoption("--profile", None)  # None in a session without our plugin
     if chosen:
         return chosen
     expression = config.getoption("-m") or ""

@@ -96,6 +96,11 @@ class ReferenceStore:
         self._references: dict[str, Reference] = {}
         self._sessions: dict[str, ExportSession] = {}
 
+    def judges_fixture(self, spec: ModelSpec, fmt: str) -> bool:
+        """Whether (spec, fmt) is the suite's own export of its fixture weights: no
+        --checkpoint for the model and no --artifact for the format."""
+        return spec.name not in self.checkpoints and fmt not in self.artifacts.get(spec.name, {})
+
     def get(self, spec: ModelSpec) -> Reference:
         """The reference for `spec` (built on first use)."""
         if spec.name not in self._references:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from conformance import report_html
+from conformance.case_context import case_identity
 from conformance.report_schema import OUTCOMES, SCHEMA_ID, validate
 from conformance.results import RESULT_KEY, CaseResult
 
@@ -283,17 +284,10 @@ def _join(*parts: str) -> str:
 
 
 def _result_from_params(item: pytest.Item) -> CaseResult | None:
-    # A case skipped before record_case (a skip marker, a fixture skip) still belongs in
-    # the matrix if its parameter says which model/format/profile it is.
-    callspec = getattr(item, "callspec", None)
-    for param in (callspec.params.values() if callspec else ()):
-        fields = {k: getattr(param, k, None) for k in ("model", "format", "profile")}
-        if all(isinstance(v, str) for v in fields.values()):
-            module = getattr(getattr(item, "module", None), "__name__", "")
-            suite = getattr(param, "suite", None) or module.rsplit(".", 1)[-1].removeprefix(
-                "test_")
-            return CaseResult(suite=str(suite), nodeid=item.nodeid, **fields)
-    return None
+    # A case skipped before its context opened (a skip marker, a fixture skip) still belongs
+    # in the matrix, under the identity its context would have had.
+    found = case_identity(item)
+    return found[0].result(item.nodeid) if found else None
 
 
 def _extras(result: CaseResult) -> list[dict[str, Any]]:

@@ -6,13 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance.baseline import baseline_regressions
-from conformance.budgets import budget_for, explain, find_known_failure, settle, violations
+from conformance.budgets import explain, violations
+from conformance.case_context import CaseContext
 from conformance.inference import semantic_prediction
 from conformance.matrix import Case, format_cases
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.metrics.segmentation import accuracy_metrics, confusion_matrix, per_class_iou
-from conformance.results import attach_figure, record_case
 from conformance.runners import calibration_info, load_case_runner
 
 SUITE = "accuracy"
@@ -27,20 +26,11 @@ def _figure(image, ref_pred, got_pred, num_classes) -> bytes | None:
 
 
 @pytest.mark.parametrize("case", format_cases(tasks=("semantic",)))
-def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
-                  eager_predictions, request) -> None:
+def test_accuracy(case: Case, context: CaseContext, references, voc_samples,
+                  eager_predictions) -> None:
     """mIoU drop vs PyTorch and agreement mIoU within the format's accuracy budget."""
-    profile_name = case.profile(profile_name)
-    budget = budget_for(budgets, SUITE, case.format, profile_name, case.spec.task)
-    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
-                         profile=profile_name, budgets=budget)
     dataset, samples = voc_samples
     ref, artifact, runner = load_case_runner(case, references, threads=2)
-    # Fixture-weight known failures describe the suite's own exports, not a user's file.
-    known = find_known_failure(budgets, SUITE, case.model, case.format,
-                               ref.fixture and not artifact.is_user_file)
-    if known is not None:  # the report shows the band the verdict was judged against
-        result.info["known_failure"] = known.as_info()
     spec, name, out = case.spec, case.spec.inputs[0].name, case.spec.output_names[0]
     n = spec.num_classes
     ref_preds = eager_predictions(spec)
@@ -53,29 +43,25 @@ def test_accuracy(case: Case, references, budgets, profile_name, voc_samples,
                                                                           strict=True))
     iou = per_class_iou(got_conf)
     worst = int(np.nanargmin(iou)) if np.isfinite(iou).any() else -1
-    record_case(request, suite=SUITE, model=case.model, format=case.format,
-                profile=profile_name, metrics=metrics,
-                info={"dataset": dataset, "images": len(samples), "weights": ref.weights,
-                      "artifact": artifact.label,
-                      "weights_sha256": ref.weights_key, "worst_class": worst,
-                      "per_class_iou": np.round(iou, 4).tolist(),
-                      **calibration_info(case, ref, artifact)})
+    context.record(metrics=metrics, info={
+        "dataset": dataset, "images": len(samples), "weights": ref.weights,
+        "artifact": artifact.label, "weights_sha256": ref.weights_key, "worst_class": worst,
+        "per_class_iou": np.round(iou, 4).tolist(), **calibration_info(case, ref, artifact)})
     worst_image = int(np.argmin([np.mean(a == b) for a, b in zip(ref_preds, got_preds,
                                                                   strict=True)]))
     figure = _figure(samples[worst_image].image, ref_preds[worst_image], got_preds[worst_image], n)
     if figure is not None:
-        attach_figure(request, f"{samples[worst_image].name}: input / PyTorch / "
-                      f"{case.format} / disagreement", figure)
+        context.attach(f"{samples[worst_image].name}: input / PyTorch / {case.format} / "
+                       "disagreement", figure)
     problem = reference_problems(ref_preds)
     if problem:
         pytest.fail(f"{case}: {problem} on {dataset}; weights: {ref.weights}", pytrace=False)
-    regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
-                                       profile_name, metrics)
+    regressions = context.regressions(metrics)
     assert not regressions, f"{case} regressed: " + "; ".join(regressions)
     failure = None
-    if violations(metrics, budget):
+    if violations(metrics, context.budget):
         failure = explain(
-            f"{case} accuracy on {dataset} ({len(samples)} images)", metrics, budget,
+            f"{case} accuracy on {dataset} ({len(samples)} images)", metrics, context.budget,
             hint=f"worst class {worst} (IoU {iou[worst] if worst >= 0 else float('nan'):.3f}); "
                  f"worst image {samples[worst_image].name}; artifact {artifact.path}")
-    settle(known, metrics, failure)
+    context.settle(metrics, failure)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budgets import budget_for, explain, failing_outputs, violations
+from conformance.budgets import explain, failing_outputs, violations
 from conformance.bundle import find_bundles, read_bundle
+from conformance.case_context import open_bundle_case
 from conformance.latency import ROUNDS, WARMUP, judge_latency, latency_figures, time_calls
 from conformance.metrics.parity import figures_by_output, parity_figures
 from conformance.profiles import load_profiles, markers_for_format
-from conformance.results import record_case
 from conformance.runners import skip_unavailable
 from models.runtimes import IOSpec, RuntimeUnavailable, load_runner
 
@@ -59,19 +59,16 @@ def _bundle_runner(bundle_dir: Path, threads: int | None = None):
 def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, request) -> None:
     """The bundled artifact reproduces the stored PyTorch outputs within the parity budget."""
     manifest = read_bundle(bundle_dir).manifest
-    budget = budget_for(budgets, SUITE, manifest["format"], profile_name,
-                        manifest.get("task", "semantic"))
-    record_case(request, suite=SUITE, model=manifest["model"], format=manifest["format"],
-                profile=profile_name, budgets=budget, info={"bundle": str(bundle_dir)})
+    context = open_bundle_case(request, budgets, SUITE, manifest, profile_name,
+                               info={"bundle": str(bundle_dir)})
     bundle, runner = _bundle_runner(bundle_dir)
     semantic = manifest["task"] == "semantic"
     got = [runner.run(inputs) for inputs in bundle.inputs]
     metrics, reports = parity_figures(bundle.outputs, got, class_axis=1 if semantic else None)
-    record_case(request, suite=SUITE, model=manifest["model"], format=manifest["format"],
-                profile=profile_name, metrics=metrics, info=runner.describe())
-    outputs = failing_outputs(figures_by_output(reports), budget)
-    assert not violations(metrics, budget), explain(
-        f"bundle {bundle_dir}", metrics, budget,
+    context.record(metrics=metrics, info=runner.describe())
+    outputs = failing_outputs(figures_by_output(reports), context.budget)
+    assert not violations(metrics, context.budget), explain(
+        f"bundle {bundle_dir}", metrics, context.budget,
         hint="\n".join(filter(None, [outputs, f"weights: {manifest['weights']}"])))
 
 
@@ -79,18 +76,13 @@ def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, reque
 def test_bundle_latency(bundle_dir: Path, budgets: dict, profile_name: str, request) -> None:
     """p50/p90 of the bundled artifact at the profile's threads, against its latency budget."""
     manifest = read_bundle(bundle_dir).manifest
-    budget = budget_for(budgets, "latency", manifest["format"], profile_name,
-                        manifest.get("task", "semantic"))
-    # No PyTorch on the device: the speed-up to eager is measured by the host-side suite.
-    budget.pop("min_speedup_vs_eager", None)
-    record_case(request, suite="latency", model=manifest["model"], format=manifest["format"],
-                profile=profile_name, budgets=budget, info={"bundle": str(bundle_dir)})
+    context = open_bundle_case(request, budgets, "latency", manifest, profile_name,
+                               info={"bundle": str(bundle_dir)})
     threads = load_profiles()[profile_name].threads
     bundle, runner = _bundle_runner(bundle_dir, threads=threads)
     inputs = bundle.inputs[0]
     metrics = latency_figures(time_calls(lambda: runner.run(inputs)))
-    record_case(request, suite="latency", model=manifest["model"], format=manifest["format"],
-                profile=profile_name, metrics=metrics,
-                info={**runner.describe(), "rounds": ROUNDS, "warmup": WARMUP})
-    judge_latency(f"bundle {bundle_dir} latency on {profile_name}", metrics, budget,
+    context.record(metrics=metrics,
+                   info={**runner.describe(), "rounds": ROUNDS, "warmup": WARMUP})
+    judge_latency(f"bundle {bundle_dir} latency on {profile_name}", metrics, context.budget,
                   profile_name)

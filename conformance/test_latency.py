@@ -12,12 +12,11 @@ import time
 import numpy as np
 import pytest
 
-from conformance.budgets import budget_for, find_known_failure
+from conformance.case_context import CaseContext
 from conformance.latency import ROUNDS, WARMUP, judge_latency, latency_figures
 from conformance.matrix import Case, format_cases
 from conformance.profiles import load_profiles
 from conformance.reference import run_eager
-from conformance.results import record_case
 from conformance.runners import load_case_runner
 from models.formats import REFERENCE_FORMAT
 
@@ -65,16 +64,12 @@ def _cases() -> list:
 
 
 @pytest.mark.parametrize("case", _cases())
-def test_latency(case: Case, references, budgets, profile_name, benchmark, request) -> None:
+def test_latency(case: Case, context: CaseContext, references, benchmark) -> None:
     """Median and p90 of single-image inference after warm-up, at the profile's threads."""
-    profile = load_profiles()[profile_name]
-    threads = profile.threads
-    budget = budget_for(budgets, SUITE, case.format, profile_name, case.spec.task)
-    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
-                         profile=profile_name, budgets=budget)
+    threads = load_profiles()[context.profile].threads
     if case.format == EAGER:
         ref, infer = _eager(case, references, threads)
-        result.info.update(runtime="torch eager", threads=threads)
+        context.record(info={"runtime": "torch eager", "threads": threads})
     else:
         ref, artifact, runner = load_case_runner(case, references, threads=threads)
         inputs = ref.inputs[0]
@@ -82,24 +77,19 @@ def test_latency(case: Case, references, budgets, profile_name, benchmark, reque
         def infer():
             return runner.run(inputs)
 
-        result.info.update(**runner.describe(), artifact=artifact.label)
+        context.record(info={**runner.describe(), "artifact": artifact.label})
     if benchmark.disabled:
         pytest.skip("latency not measured: pytest-benchmark is disabled (--benchmark-disable)")
-    benchmark.group = f"{case.model} ({profile_name}, {threads} threads)"
+    benchmark.group = f"{case.model} ({context.profile}, {threads} threads)"
     benchmark.pedantic(infer, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
     metrics = latency_figures(benchmark.stats.stats.data)
     if case.format != EAGER and _torch_available():
         metrics["speedup_vs_eager"] = _interleaved_speedup(case, references, threads, infer)
-    record_case(request, suite=SUITE, model=case.model, format=case.format,
-                profile=profile_name, metrics=metrics, info={"rounds": ROUNDS, "warmup": WARMUP})
+    context.record(metrics=metrics, info={"rounds": ROUNDS, "warmup": WARMUP})
+    budget = context.budget
     if "speedup_vs_eager" not in metrics and case.format != EAGER:
         # torch was not importable here (a device host): there is no ratio to judge.
         budget.pop("min_speedup_vs_eager", None)
-        result.info["speedup_vs_eager"] = "not measured: torch is not installed here"
-    known = None
-    if case.format != EAGER:  # fixture-weight known failures describe the suite's own exports
-        known = find_known_failure(budgets, SUITE, case.model, case.format,
-                                   ref.fixture and not artifact.is_user_file)
-    if known is not None:
-        result.info["known_failure"] = known.as_info()
-    judge_latency(f"{case} latency on {profile_name}", metrics, budget, profile_name, known)
+        context.record(info={"speedup_vs_eager": "not measured: torch is not installed here"})
+    judge_latency(f"{case} latency on {context.profile}", metrics, budget, context.profile,
+                  context.known)

@@ -6,21 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from conformance.baseline import baseline_regressions
-from conformance.budgets import (
-    budget_for,
-    explain,
-    failing_outputs,
-    find_known_failure,
-    settle,
-    violations,
-)
+from conformance.budgets import explain, failing_outputs, violations
 from conformance.bundle import write_bundle
+from conformance.case_context import CaseContext
 from conformance.int8_case import debuggable, repair_case, sensitive_hint, sensitivity_table
 from conformance.matrix import Case, format_cases
 from conformance.metrics.parity import figures_by_output, parity_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
-from conformance.results import record_case
 from conformance.runners import calibration_info, load_case_runner
 from models.localise import localisable
 
@@ -29,27 +21,20 @@ BUNDLES = Path(__file__).resolve().parents[1] / "reports" / "bundles"
 
 
 @pytest.mark.parametrize("case", format_cases())
-def test_parity(case: Case, references, budgets, profile_name, request) -> None:
+def test_parity(case: Case, context: CaseContext, references, request) -> None:
     """Every output of every fixture image within the format's parity budget."""
-    profile_name = case.profile(profile_name)
     semantic = case.spec.task == "semantic"
-    budget = budget_for(budgets, SUITE, case.format, profile_name, case.spec.task)
-    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
-                         profile=profile_name, budgets=budget)
+    budget = context.budget
     ref, artifact, runner = load_case_runner(case, references, threads=2)
-    # Fixture-weight known failures describe the suite's own exports, not a user's file.
-    known = find_known_failure(budgets, SUITE, case.model, case.format,
-                               ref.fixture and not artifact.is_user_file)
-    if known is not None:  # the report shows the band the verdict was judged against
-        result.info["known_failure"] = known.as_info()
-    result.info.update(weights=ref.weights, weights_sha256=ref.weights_key,
-                       cache="user file" if artifact.is_user_file
-                       else "hit" if artifact.cache_hit else "exported",
-                       converter=artifact.meta.get("converter", ""),
-                       rewrites=",".join(artifact.meta.get("rewrites", [])), **runner.describe(),
-                       **calibration_info(case, ref, artifact))
+    context.record(info={
+        "weights": ref.weights, "weights_sha256": ref.weights_key,
+        "cache": "user file" if artifact.is_user_file else "hit" if artifact.cache_hit
+        else "exported",
+        "converter": artifact.meta.get("converter", ""),
+        "rewrites": ",".join(artifact.meta.get("rewrites", [])), **runner.describe(),
+        **calibration_info(case, ref, artifact)})
     if "ptl_path" in artifact.meta:
-        result.info["ptl_path"] = artifact.meta["ptl_path"]
+        context.record(info={"ptl_path": artifact.meta["ptl_path"]})
     got = [runner.run(inputs) for inputs in ref.inputs]
     metrics, reports = parity_figures(ref.outputs, got, class_axis=1 if semantic else None)
     by_output = figures_by_output(reports)
@@ -59,19 +44,18 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
     if case.device == "cpu":
         bundles = request.config.getoption("--bundle-dir") or BUNDLES
         write_bundle(bundles, case.spec, case.format, artifact, ref.inputs, ref.outputs,
-                     ref.weights, calibration=result.info.get("calibration", ""))
-    record_case(request, suite=SUITE, model=case.model, format=case.format,
-                profile=profile_name, metrics=metrics,
-                info={"images": len(ref.inputs), "artifact": artifact.label,
-                      "per_output": {name: {k: float(f"{v:.6g}") for k, v in figures.items()}
-                                     for name, figures in by_output.items()}})
+                     ref.weights, calibration=context.result.info.get("calibration", ""))
+    context.record(metrics=metrics, info={
+        "images": len(ref.inputs), "artifact": artifact.label,
+        "per_output": {name: {k: float(f"{v:.6g}") for k, v in figures.items()}
+                       for name, figures in by_output.items()}})
     if semantic:
         problem = reference_problems(maps, metrics["tie_exempt_fraction"])
         if problem:
             pytest.fail(f"{case}: {problem} over {len(maps)} images; weights: {ref.weights}",
                         pytrace=False)
     failed = violations(metrics, budget)
-    table = int8_layers(request, case, profile_name, ref, artifact, references)
+    table = int8_layers(context, ref, artifact, references)
     failure = None
     if failed:
         hint = f"artifact {artifact.path}; weights: {ref.weights}"
@@ -79,46 +63,42 @@ def test_parity(case: Case, references, budgets, profile_name, request) -> None:
         if outputs:  # which output broke, as Polygraphy names it
             hint = f"{outputs}\n{hint}"
         if localisable(case.format):
-            hint += "\n" + localise_failure(request, case, profile_name, ref, artifact, reports)
+            hint += "\n" + localise_failure(context, ref, artifact, reports)
         if table:
-            hint += "\n" + int8_advice(request, case, profile_name, ref, artifact, references,
-                                       budget, table, semantic)
+            hint += "\n" + int8_advice(context, ref, artifact, references, table, semantic)
         failure = explain(f"{case} parity vs PyTorch eager over {len(ref.inputs)} images",
                           metrics, budget, hint=hint)
-    regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
-                                       profile_name, metrics)
+    regressions = context.regressions(metrics)
     assert not regressions, f"{case} regressed: " + "; ".join(regressions)
-    settle(known, metrics, failure)
+    context.settle(metrics, failure)
 
 
-def int8_layers(request, case: Case, profile: str, ref, artifact, references) -> dict | None:
+def int8_layers(context: CaseContext, ref, artifact, references) -> dict | None:
     """The per-layer int8 table of a quantised TFLite case (recorded), or None."""
+    case = context.case
     if not debuggable(case.format) or artifact.is_user_file or case.device != "cpu":
         return None
     fp32 = references.session(case.spec).export_own("tflite_fp32").path
     try:
         table = sensitivity_table(case, ref, artifact, fp32)
     except Exception as err:  # advice only: a debugger bug must not hide the verdict
-        record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
-                    info={"int8_sensitivity_error": f"{type(err).__name__}: {err}"[:300]})
+        context.record(info={"int8_sensitivity_error": f"{type(err).__name__}: {err}"[:300]})
         return None
     shown = {k: v for k, v in table.items() if k != "ranked"}
-    record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
-                info={"int8_sensitivity": shown})
+    context.record(info={"int8_sensitivity": shown})
     return table
 
 
-def int8_advice(request, case: Case, profile: str, ref, artifact, references, budget, table,
-                semantic: bool) -> str:
+def int8_advice(context: CaseContext, ref, artifact, references, table, semantic: bool) -> str:
     """The most sensitive layers, and with --int8-repair the recipe that passes (recorded)."""
+    case = context.case
     advice = sensitive_hint(table)
-    if not request.config.getoption("--int8-repair"):
+    if not context.request.config.getoption("--int8-repair"):
         return f"{advice}; search a mixed-precision recipe: --int8-repair"
     fp32 = references.session(case.spec).export_own("tflite_fp32").path
-    repair = repair_case(case, ref, references.session(case.spec), artifact, fp32, budget,
-                         table, class_axis=1 if semantic else None)
-    record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
-                info={"int8_repair": repair})
+    repair = repair_case(case, ref, references.session(case.spec), artifact, fp32,
+                         context.budget, table, class_axis=1 if semantic else None)
+    context.record(info={"int8_repair": repair})
     if not repair.get("recipe"):
         return f"{advice}\nint8 repair: {repair['summary']}"
     return (f"{advice}\nint8 repair: {repair['summary']}; p50 int8 / repaired = "
@@ -126,10 +106,11 @@ def int8_advice(request, case: Case, profile: str, ref, artifact, references, bu
             f"every suite: --int8-recipe {case.model}={repair['saved']})")
 
 
-def localise_failure(request, case: Case, profile: str, ref, artifact, reports) -> str:
+def localise_failure(context: CaseContext, ref, artifact, reports) -> str:
     """Where the export first diverges from PyTorch, on its worst image (for the message)."""
     from models.localise import localise
 
+    case = context.case
     per_image = len(reports) // len(ref.inputs)
     image = min(range(len(ref.inputs)), key=lambda i: min(
         r.snr_db for r in reports[i * per_image : (i + 1) * per_image]))
@@ -142,7 +123,6 @@ def localise_failure(request, case: Case, profile: str, ref, artifact, reports) 
     else:
         layer, text = where.first_divergent or "none found", where.explain()
         table = where.layer_table()
-    record_case(request, suite=SUITE, model=case.model, format=case.format, profile=profile,
-                info={"first_divergent_layer": layer, "layer_table": table,
-                      "localised_image": image})
+    context.record(info={"first_divergent_layer": layer, "layer_table": table,
+                         "localised_image": image})
     return f"image {image}: {text}"

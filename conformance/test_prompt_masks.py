@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.baseline import baseline_regressions
-from conformance.budgets import budget_for, explain, find_known_failure, settle, violations
+from conformance.budgets import explain, violations
+from conformance.case_context import CaseContext
 from conformance.matrix import Case, format_cases
 from conformance.metrics.masks import mask_iou, prompt_mask_report
-from conformance.results import attach_figure, record_case
 from conformance.runners import load_case_runner
 
 SUITE = "prompt_masks"
@@ -43,20 +42,11 @@ def reference_prompts(references):
 
 
 @pytest.mark.parametrize("case", format_cases(tasks=("prompt_masks",), gpu=False))
-def test_prompt_masks(case: Case, references, reference_prompts, budgets, profile_name,
-                      request) -> None:
+def test_prompt_masks(case: Case, context: CaseContext, references, reference_prompts) -> None:
     """Mean mask IoU vs PyTorch and missing-mask rate within the format's budget."""
     from models.fastsam import prompt_masks
 
-    budget = budget_for(budgets, SUITE, case.format, profile_name, case.spec.task)
-    result = record_case(request, suite=SUITE, model=case.model, format=case.format,
-                         profile=profile_name, budgets=budget)
     ref, artifact, runner = load_case_runner(case, references, threads=2)
-    # Fixture-weight known failures describe the suite's own exports, not a user's file.
-    known = find_known_failure(budgets, SUITE, case.model, case.format,
-                               ref.fixture and not artifact.is_user_file)
-    if known is not None:  # the report shows the band the verdict was judged against
-        result.info["known_failure"] = known.as_info()
     images, prompts, ref_masks = reference_prompts(case.spec)
     conf, iou = case.spec.mask_thresholds.conf, case.spec.mask_thresholds.iou
     got_masks = [prompt_masks(runner.run(inputs), image, chosen, conf, iou)
@@ -64,23 +54,21 @@ def test_prompt_masks(case: Case, references, reference_prompts, budgets, profil
     report = prompt_mask_report(ref_masks, got_masks,
                                 image_area=[im.shape[0] * im.shape[1] for im in images])
     metrics = report.as_metrics()
-    record_case(request, suite=SUITE, model=case.model, format=case.format,
-                profile=profile_name, metrics=metrics,
-                info={"weights": ref.weights, "weights_sha256": ref.weights_key,
-                      "artifact": artifact.label, "conf": conf, "iou": iou,
-                      "prompts": "alternating point/box from PyTorch's masks (make_prompts)"})
-    _attach_worst(request, case, images, prompts, ref_masks, got_masks)
-    regressions = baseline_regressions(request.config, budgets, SUITE, case.model, case.format,
-                                       profile_name, metrics)
+    context.record(metrics=metrics, info={
+        "weights": ref.weights, "weights_sha256": ref.weights_key, "artifact": artifact.label,
+        "conf": conf, "iou": iou,
+        "prompts": "alternating point/box from PyTorch's masks (make_prompts)"})
+    _attach_worst(context, images, prompts, ref_masks, got_masks)
+    regressions = context.regressions(metrics)
     assert not regressions, f"{case} regressed: " + "; ".join(regressions)
     failure = None
-    if violations(metrics, budget):
-        failure = explain(f"{case} prompt masks vs PyTorch", metrics, budget,
+    if violations(metrics, context.budget):
+        failure = explain(f"{case} prompt masks vs PyTorch", metrics, context.budget,
                           hint=report.explain() + f"; artifact {artifact.path}")
-    settle(known, metrics, failure)
+    context.settle(metrics, failure)
 
 
-def _attach_worst(request, case, images, prompts, ref_masks, got_masks) -> None:
+def _attach_worst(context: CaseContext, images, prompts, ref_masks, got_masks) -> None:
     try:
         from conformance.figures import prompt_mask_overlay
     except ImportError:
@@ -93,5 +81,5 @@ def _attach_worst(request, case, images, prompts, ref_masks, got_masks) -> None:
     value, i, j = min(scored)
     prompt = prompts[i][j]
     png = prompt_mask_overlay(images[i], prompt.coords, ref_masks[i][j], got_masks[i][j])
-    attach_figure(request, f"worst prompt ({prompt.kind}) on image {i}: IoU {value:.3f}; "
-                  f"PyTorch green, {case.format} magenta", png)
+    context.attach(f"worst prompt ({prompt.kind}) on image {i}: IoU {value:.3f}; "
+                   f"PyTorch green, {context.format} magenta", png)

@@ -8,9 +8,11 @@ kernels; a file with a pinned digest does not.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "weights"
 
@@ -20,12 +22,30 @@ class FixtureWeightsError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class CommittedArray:
+    """A non-persistent buffer committed beside the weights (SemiVL's text embeddings): not in
+    the state dict, yet an input of the model that must be the same on every machine."""
+
+    buffer: str
+    file: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class CommittedWeights:
-    """One committed weights file: its name under fixtures/weights, digest and recipe."""
+    """One committed weights file: its name under fixtures/weights, digest and recipe.
+
+    `trained` names the submodule the file holds when only that part was trained (e.g.
+    "decode_head."); the rest comes from `base_init`, a portable seeded init of the module.
+    A non-persistent buffer saved in the file (its name as key) is set as well.
+    """
 
     file: str
     sha256: str
     recipe: str
+    arrays: tuple[CommittedArray, ...] = ()
+    trained: str = ""
+    base_init: Callable[[Any], Any] | None = None
 
     @property
     def path(self) -> Path:
@@ -39,13 +59,41 @@ class CommittedWeights:
 
     def __call__(self, module, images=None, labels=None):
         """Load into `module` (float32), strictly; the images are not needed."""
+        import numpy as np
         import torch
 
+        if self.base_init is not None:
+            self.base_init(module)
         state = torch.load(_verified(self.path, self.sha256), map_location="cpu",
                            weights_only=True)
-        module.load_state_dict({k: v.float() if v.is_floating_point() else v
-                                for k, v in state.items()})
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        persistent = module.state_dict().keys()
+        buffers = {k for k, _ in module.named_buffers()} - set(persistent)
+        for name in sorted(buffers & state.keys()):
+            _set_buffer(module, name, state.pop(name))
+        if self.trained:
+            expected = {k for k in persistent if k.startswith(self.trained)}
+            if set(state) != expected:
+                raise FixtureWeightsError(
+                    f"{self.path}: holds {len(state)} tensors, expected the {len(expected)} "
+                    f"of {self.trained}*")
+            module.load_state_dict(state, strict=False)
+        else:
+            module.load_state_dict(state)
+        for array in self.arrays:
+            values = np.load(_verified(WEIGHTS_DIR / array.file, array.sha256),
+                             allow_pickle=False)
+            _set_buffer(module, array.buffer, torch.from_numpy(values.astype(np.float32)))
         return module.eval()
+
+
+def _set_buffer(module, name: str, value) -> None:
+    owner, _, attr = name.rpartition(".")
+    target = module.get_submodule(owner) if owner else module
+    if tuple(getattr(target, attr).shape) != tuple(value.shape):
+        raise FixtureWeightsError(f"buffer {name}: committed shape {tuple(value.shape)}, "
+                                  f"the model has {tuple(getattr(target, attr).shape)}")
+    setattr(target, attr, value.clone())
 
 
 def check_sha256(path: Path, sha256: str) -> None:
@@ -79,5 +127,9 @@ COMMITTED: dict[str, CommittedWeights] = {
         "e8be237de3888a508ccc0796dd33a145f9f106d9a202a004e8c157adabbd29f3", _SEMANTIC_RECIPE),
     "semivl_small": CommittedWeights(
         "semivl_small.fp16.pt",
-        "7a83f0b331b6120fe7fa96bcc1f683c950ef8af6d9da923cb5689ab1cf6e5c05", _SEMANTIC_RECIPE),
+        "7a83f0b331b6120fe7fa96bcc1f683c950ef8af6d9da923cb5689ab1cf6e5c05", _SEMANTIC_RECIPE,
+        # The seeded Gaussian text embeddings it was trained with, as float32: torch draws
+        # them differently (in the last bits) on CPUs with and without AVX2.
+        arrays=(CommittedArray("text_embeddings", "semivl_small.text.npy",
+                               "2696e3367e1a0773e6d22c87dc99b04a2f18b0cd84ae7307e9bc586fdb9757c8"),)),
 }

@@ -255,6 +255,41 @@ class MaskClipViT(nn.Module):
             elif isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_in")
 
+    def init_portable(self, seed: int = 0) -> MaskClipViT:
+        """Re-draw every weight by the `_init_weights` rule from numpy's legacy RandomState.
+
+        torch's own normal draws take a vectorised path on AVX2 CPUs and a scalar one without
+        it, so a seeded torch init differs between machines; RandomState's stream is frozen.
+        """
+        rng = np.random.RandomState(seed)
+
+        def draw(tensor: Tensor, std: float) -> None:
+            values = np.clip(rng.standard_normal(tuple(tensor.shape)) * std, -2.0, 2.0)
+            with torch.no_grad():
+                tensor.copy_(torch.from_numpy(values.astype(np.float32)))
+
+        draw(self.pos_embed, 0.02)
+        draw(self.cls_token, 0.02)
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                draw(module.weight, 0.02)
+                if "ffn" in name:
+                    draw(module.bias, 1e-6)
+                else:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Conv2d):
+                draw(module.weight, math.sqrt(2.0 / module.weight[0].numel()))
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.MultiheadAttention):  # its own rule: Xavier uniform
+                bound = math.sqrt(6.0 / sum(module.in_proj_weight.shape))
+                values = rng.uniform(-bound, bound, tuple(module.in_proj_weight.shape))
+                with torch.no_grad():
+                    module.in_proj_weight.copy_(torch.from_numpy(values.astype(np.float32)))
+                nn.init.zeros_(module.in_proj_bias)
+        return self
+
     def forward_features(
         self, image: Tensor, with_global: bool = False
     ) -> tuple[list[Tensor], Tensor | None]:
@@ -517,9 +552,14 @@ def clip_text_embeddings(class_names: tuple[str, ...] = VOC_CLASSES, seed: int =
 
 
 def seeded_text_embeddings(num_classes: int, dim: int, seed: int = 0) -> np.ndarray:
-    """(C, dim) L2-normalised Gaussian vectors: the small config's stand-in for CLIP text."""
-    gen = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(num_classes, dim, generator=gen), dim=-1).numpy()
+    """(C, dim) L2-normalised Gaussian vectors: the small config's stand-in for CLIP text.
+
+    Drawn by numpy's frozen RandomState: torch's draws differ in the last bits between CPUs
+    with and without AVX2. (The semivl_small fixture uses the committed vectors it was trained
+    with, fixtures/weights/semivl_small.text.npy.)
+    """
+    vectors = np.random.RandomState(seed).standard_normal((num_classes, dim))
+    return (vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def load_text_embeddings(path: str | Path, num_classes: int = 21, dim: int = 512) -> np.ndarray:

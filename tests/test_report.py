@@ -103,21 +103,21 @@ def test_not_a_conformance_case():
     pass
 '''
 
-# A case skipped by a marker before record_case: its parameter names the matrix cell.
+# A case skipped by a marker before its context opened: the report names its matrix cell from
+# the same identity the context would have had (the module's SUITE x the real Case).
 FAKE_PARITY = '''
+from types import SimpleNamespace
+
 import pytest
 
+from conformance.matrix import Case
 
-class Case:
-    def __init__(self, model, format, profile):
-        self.model, self.format, self.profile = model, format, profile
-
-    def __str__(self):
-        return f"{self.model}-{self.format}-{self.profile}"
+SUITE = "parity"
+SPEC = SimpleNamespace(name="semivl_small", task="semantic")  # what a Case reads of its spec
 
 
 @pytest.mark.skip(reason="edgetpu_compiler not installed")
-@pytest.mark.parametrize("case", [Case("semivl_small", "edgetpu", "coral")], ids=str)
+@pytest.mark.parametrize("case", [Case(SPEC, "edgetpu")], ids=str)
 def test_parity(case):
     pass
 '''
@@ -133,7 +133,7 @@ EXPECTED_OUTCOMES = {
     "test_fake.py::test_latency[onnx-21.0]": ("passed", ""),
     "test_fake.py::test_latency[tflite_int8-55.0]": ("failed", "p50 55.0 ms > budget 50 ms"),
     "test_fake.py::test_parity_on_phone": ("error", "error in setup: RuntimeError: adb: no device"),
-    "test_parity.py::test_parity[semivl_small-edgetpu-coral]": (
+    "test_parity.py::test_parity[semivl_small-edgetpu]": (
         "skipped", "edgetpu_compiler not installed"),
 }
 
@@ -159,7 +159,9 @@ def test_results_json_validates_and_carries_outcomes(pytester: pytest.Pytester) 
     assert by_id["test_fake.py::test_parity_pass"]["info"] == {
         "runtime": "onnxruntime", "threads": 2, "weights": "fixtures/weights.pt"}
     assert by_id["test_fake.py::test_prompt_masks_xfail"]["metrics"]["snr_db"] == "inf"
-    assert by_id["test_parity.py::test_parity[semivl_small-edgetpu-coral]"]["suite"] == "parity"
+    skipped = by_id["test_parity.py::test_parity[semivl_small-edgetpu]"]
+    assert (skipped["suite"], skipped["model"], skipped["format"], skipped["profile"]) == (
+        "parity", "semivl_small", "edgetpu", "cpu")
     summary = document["summary"]
     assert (summary["total"], summary["passed"], summary["failed"], summary["error"]) == (
         9, 3, 2, 1)

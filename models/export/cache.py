@@ -56,9 +56,12 @@ def library_versions(names: Iterable[str]) -> dict[str, str]:
 
 
 def weights_digest(module) -> str:
-    """sha256 over the module's state_dict (names, dtypes, shapes, bytes)."""
+    """sha256 over the module's state_dict and non-persistent buffers (names, dtypes, shapes,
+    bytes): SemiVL's text embeddings are a buffer outside the state dict, yet decide outputs."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
+    tensors = dict(module.state_dict())
+    extra = {k: v for k, v in module.named_buffers() if k not in tensors}
+    for name, tensor in sorted(tensors.items()) + sorted(extra.items()):
         array = tensor.detach().cpu().contiguous().numpy()
         digest.update(f"{name}:{array.dtype}:{array.shape};".encode())
         digest.update(array.tobytes())
