@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
 import math
 import tomllib
@@ -23,9 +24,11 @@ class Violation:
     value: float
     bound: str  # "<=" or ">="
     budget: float
+    output: str = ""  # the output it was judged on, when judged by output name
 
     def __str__(self) -> str:
-        return f"{self.metric} = {self.value:.6g} (budget {self.bound} {self.budget:.6g})"
+        where = f"output {self.output!r}: " if self.output else ""
+        return f"{where}{self.metric} = {self.value:.6g} (budget {self.bound} {self.budget:.6g})"
 
 
 def known_formats() -> tuple[str, ...]:
@@ -60,11 +63,16 @@ def load_budgets(path: Path = BUDGETS_FILE, overrides: list[str] | None = None) 
     for item in overrides or []:
         key, sep, value = item.partition("=")
         parts = key.strip().split(".")
-        if not sep or len(parts) not in (3, 4) or not all(parts):
-            raise ValueError(f"--budget {item!r}: expected SUITE.FORMAT[.PROFILE].KEY=VALUE "
-                             "(e.g. parity.tflite_int8.min_argmax_agreement=0.95; FORMAT may "
-                             "be a precision class: float32, float16, int8)")
-        problem = budget_path_problem(parts[0], parts[1], parts[2] if len(parts) == 4 else None,
+        # SUITE.FORMAT[.LAYER][.outputs.NAME].KEY: the layer is what precedes `outputs`.
+        head = parts[: parts.index(OUTPUTS)] + [parts[-1]] if OUTPUTS in parts else parts
+        output_path = parts[len(head) - 1 : -1] if OUTPUTS in parts else []
+        if (not sep or len(head) not in (3, 4) or not all(parts)
+                or (output_path and len(output_path) != 2)):
+            raise ValueError(f"--budget {item!r}: expected SUITE.FORMAT[.PROFILE]"
+                             "[.outputs.NAME].KEY=VALUE (e.g. parity.tflite_int8."
+                             "min_argmax_agreement=0.95; FORMAT may be a precision class: "
+                             "float32, float16, int8)")
+        problem = budget_path_problem(head[0], head[1], head[2] if len(head) == 4 else None,
                                       parts[-1])
         if problem:
             raise ValueError(f"--budget {item!r}: {problem}")
@@ -102,16 +110,38 @@ def table_problems(table: dict, source: str = "budgets.toml") -> list[str]:
     return problems
 
 
-def _format_problems(source: str, suite: str, fmt: str, budgets: dict) -> list[str]:
+def _format_problems(source: str, suite: str, fmt: str, budgets: dict,
+                     layer: str | None = None) -> list[str]:
     found = []
     for key, value in budgets.items():
-        profile = key if isinstance(value, dict) else None
-        for name in value if isinstance(value, dict) else [key]:
-            where = ".".join(filter(None, [suite, fmt, profile, name]))
-            problem = budget_path_problem(suite, fmt, profile, name)
-            if problem:
-                found.append(f"{source} {where}: {problem}")
+        if key == OUTPUTS and isinstance(value, dict):
+            for output, keys in value.items():
+                if not isinstance(keys, dict):
+                    found.append(f"{source} {suite}.{fmt}.{OUTPUTS}.{output}: a table of "
+                                 "budgets is expected ([...outputs.NAME] min_cosine = ...)")
+                    continue
+                found += _format_problems(source, suite, fmt, keys,
+                                          ".".join(filter(None, [layer, OUTPUTS, output])))
+            continue
+        if isinstance(value, dict) and layer is None:
+            layers = (*TASKS, *_profile_names())
+            if key in layers:
+                found += _format_problems(source, suite, fmt, value, key)
+            else:
+                found.append(f"{source} {suite}.{fmt}.{key}: unknown profile or task {key!r}; "
+                             f"known: {', '.join(layers)}")
+            continue
+        where = ".".join(filter(None, [suite, fmt, layer, key]))
+        problem = budget_path_problem(suite, fmt, None, key)
+        if problem:
+            found.append(f"{source} {where}: {problem}")
     return found
+
+
+def _profile_names() -> tuple[str, ...]:
+    from conformance.profiles import load_profiles
+
+    return tuple(load_profiles())
 
 
 def baseline_problems(section: dict) -> dict[str, str]:
@@ -131,6 +161,7 @@ def baseline_problems(section: dict) -> dict[str, str]:
 
 
 TASKS = ("semantic", "prompt_masks")  # the registry's Task values: a budget layer each
+OUTPUTS = "outputs"  # the sub-table of budgets for single outputs, by output name
 # Figures that need a class axis: a model without one (prompt masks) is not budgeted on them.
 DECISION_METRICS = ("argmax_agreement", "agreement_miou", "pixel_agreement", "tie_exempt_fraction")
 
@@ -161,7 +192,8 @@ def budget_for(table: dict, suite: str, fmt: str, profile: str | None = None,
         flat = {k: v for k, v in flat.items() if not k.endswith(DECISION_METRICS)}
     for layer in (task, profile):
         if layer and layer in nested:
-            flat.update({k: float(v) for k, v in nested[layer].items()})
+            flat.update({k: float(v) for k, v in nested[layer].items()
+                         if not isinstance(v, dict)})
     if not flat:
         precision = precision_of(fmt)
         tables = [f"[{suite}.{name}]", f"[{suite}.{name}.{task}]"]
@@ -172,6 +204,39 @@ def budget_for(table: dict, suite: str, fmt: str, profile: str | None = None,
             f"{profile}): [{suite}.{name}] gives none; declare {' or '.join(tables)} in "
             f"{BUDGETS_FILE}; a case with nothing to judge cannot pass")
     return flat
+
+
+def output_budgets(table: dict, suite: str, fmt: str, profile: str | None = None,
+                   task: str = "semantic") -> dict[str, dict[str, float]]:
+    """Budgets of single outputs by name, `[SUITE.FORMAT(.TASK)(.PROFILE).outputs.NAME]`,
+    layered as `budget_for` layers; each goes on top of the case's budget for that output."""
+    section = table.get(suite, {}).get(budget_table(table, suite, fmt), {})
+    layers = [section] + [section.get(layer, {}) for layer in (task, profile) if layer]
+    found: dict[str, dict[str, float]] = {}
+    for layer in layers:
+        for name, keys in layer.get(OUTPUTS, {}).items():
+            found.setdefault(name, {}).update({k: float(v) for k, v in keys.items()})
+    return found
+
+
+def judge_outputs(metrics: dict[str, float], by_output: dict[str, dict[str, float]],
+                  budget: dict[str, float],
+                  per_output: dict[str, dict[str, float]] | None = None) -> list[Violation]:
+    """Every output judged by name on its own figures, as Polygraphy's comparators do: the
+    case's budget with that output's `outputs.NAME` keys on top. Figures no single output has
+    (agreement mIoU pools class maps over images) are judged on the case. An output budget
+    naming an output the case does not have is a violation, not a pass."""
+    per_output = per_output or {}
+    judged = set().union(*by_output.values()) if by_output else set()
+    found = violations(metrics, {k: v for k, v in budget.items()
+                                 if k.split("_", 1)[1] not in judged})
+    for name, figures in by_output.items():
+        own = {k: v for k, v in budget.items() if k.split("_", 1)[1] in figures}
+        own.update(per_output.get(name, {}))
+        found += [dataclasses.replace(v, output=name) for v in violations(figures, own)]
+    for name in sorted(set(per_output) - set(by_output)):
+        found += [dataclasses.replace(v, output=name) for v in violations({}, per_output[name])]
+    return found
 
 
 def violations(metrics: dict[str, float], budget: dict[str, float]) -> list[Violation]:
@@ -187,25 +252,11 @@ def violations(metrics: dict[str, float], budget: dict[str, float]) -> list[Viol
     return found
 
 
-def failing_outputs(by_output: dict[str, dict[str, float]], budget: dict[str, float]) -> str:
-    """`output 'output0': cosine = 0.973 (budget >= 0.98)` for each output outside the budget.
-
-    Each output is judged on the budget's figures it has (pooled ones such as agreement mIoU
-    are judged on the case only); "" when every output is inside.
-    """
-    lines = []
-    for name, figures in by_output.items():
-        own = {k: v for k, v in budget.items() if k.split("_", 1)[1] in figures}
-        bad = violations(figures, own)
-        if bad:
-            lines.append(f"output {name!r}: " + "; ".join(str(v) for v in bad))
-    return "\n".join(lines)
-
-
 def explain(title: str, metrics: dict[str, float], budget: dict[str, float],
-            hint: str = "") -> str:
-    """A failure message: what failed, every figure against its budget, where to look next."""
-    bad = violations(metrics, budget)
+            hint: str = "", found: list[Violation] | None = None) -> str:
+    """A failure message: what failed (`found`, else the case's figures against `budget`),
+    every figure, where to look next."""
+    bad = violations(metrics, budget) if found is None else found
     lines = [f"{title}: {len(bad)} budget(s) failed: " + "; ".join(str(v) for v in bad)]
     lines.append("all figures: " + ", ".join(f"{k}={v:.6g}" for k, v in sorted(metrics.items())))
     if hint:

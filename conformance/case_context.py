@@ -8,13 +8,19 @@ same identity (`case_identity`), so the three cannot disagree on a name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from conformance.baseline import baseline_regressions
-from conformance.budgets import KnownFailure, budget_for, find_known_failure, settle
+from conformance.budgets import (
+    KnownFailure,
+    budget_for,
+    find_known_failure,
+    output_budgets,
+    settle,
+)
 from conformance.matrix import Case
 from conformance.options import active_profile
 from conformance.results import CaseResult, attach_figure, record_case
@@ -58,6 +64,7 @@ class CaseContext:
     known: KnownFailure | None
     result: CaseResult
     case: Case | None = None
+    output_budget: dict[str, dict[str, float]] = field(default_factory=dict)  # by output name
 
     @property
     def model(self) -> str:
@@ -112,11 +119,14 @@ def open_case(request: pytest.FixtureRequest, budgets: dict, references: Any,
         fixture_weights = references.judges_fixture(case.spec, case.format)
     known = find_known_failure(budgets, identity.suite, identity.model, identity.format,
                                fixture_weights)
+    per_output = output_budgets(budgets, identity.suite, identity.format, identity.profile,
+                                identity.task)
     result = record_case(request, suite=identity.suite, model=identity.model,
-                         format=identity.format, profile=identity.profile, budgets=budget)
+                         format=identity.format, profile=identity.profile, budgets=budget,
+                         info={"output_budgets": per_output} if per_output else None)
     if known is not None:  # the report shows the band the verdict was judged against
         result.info["known_failure"] = known.as_info()
-    return CaseContext(request, identity, budgets, budget, known, result, case)
+    return CaseContext(request, identity, budgets, budget, known, result, case, per_output)
 
 
 def open_bundle_case(request: pytest.FixtureRequest, budgets: dict, suite: str,
@@ -127,6 +137,8 @@ def open_bundle_case(request: pytest.FixtureRequest, budgets: dict, suite: str,
     budget = budget_for(budgets, suite, identity.format, profile, identity.task)
     if suite == "latency":  # no PyTorch on the device: the host suite measures the ratio
         budget.pop("min_speedup_vs_eager", None)
+    per_output = output_budgets(budgets, suite, identity.format, profile, identity.task)
     result = record_case(request, suite=suite, model=identity.model, format=identity.format,
                          profile=profile, budgets=budget, info=info)
-    return CaseContext(request, identity, budgets, budget, None, result)
+    return CaseContext(request, identity, budgets, budget, None, result,
+                       output_budget=per_output)

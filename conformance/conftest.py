@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budgets import MissingBudget, budget_for, load_budgets
+from conformance.budgets import MissingBudget, budget_for, load_budgets, output_budgets
 from conformance.case_context import CaseContext, case_identity, open_case
 from conformance.options import (
     INT8_RECIPES,
@@ -113,11 +113,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         found = case_identity(item)
         if found is None:
             continue
-        identity, _ = found
+        identity, case = found
         try:
             budget_for(table, identity.suite, identity.format, identity.profile, identity.task)
         except MissingBudget as err:
             missing.append(f"{item.nodeid}: {err}")
+        named = output_budgets(table, identity.suite, identity.format, identity.profile,
+                               identity.task)
+        unknown = sorted(set(named) - set(case.spec.output_names))
+        if unknown:
+            missing.append(f"{item.nodeid}: budgets.toml budgets output(s) {unknown} that "
+                           f"{case.model} does not have (its outputs: "
+                           f"{', '.join(case.spec.output_names)})")
     if missing:
-        raise pytest.UsageError(f"{len(missing)} case(s) have nothing to judge them by; "
+        raise pytest.UsageError(f"{len(missing)} case(s) cannot be judged as declared; "
                                 f"first: {missing[0]}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budgets import explain, failing_outputs, violations
+from conformance.budgets import explain, judge_outputs
 from conformance.bundle import find_bundles, read_bundle
 from conformance.case_context import open_bundle_case
 from conformance.latency import ROUNDS, WARMUP, judge_latency, latency_figures, time_calls
@@ -66,10 +66,10 @@ def test_bundle_parity(bundle_dir: Path, budgets: dict, profile_name: str, reque
     got = [runner.run(inputs) for inputs in bundle.inputs]
     metrics, reports = parity_figures(bundle.outputs, got, class_axis=1 if semantic else None)
     context.record(metrics=metrics, info=runner.describe())
-    outputs = failing_outputs(figures_by_output(reports), context.budget)
-    assert not violations(metrics, context.budget), explain(
-        f"bundle {bundle_dir}", metrics, context.budget,
-        hint="\n".join(filter(None, [outputs, f"weights: {manifest['weights']}"])))
+    failed = judge_outputs(metrics, figures_by_output(reports), context.budget,
+                           context.output_budget)
+    assert not failed, explain(f"bundle {bundle_dir}", metrics, context.budget,
+                               hint=f"weights: {manifest['weights']}", found=failed)
 
 
 @pytest.mark.timed_alone

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.budgets import explain, failing_outputs, violations
+from conformance.budgets import explain, judge_outputs
 from conformance.bundle import write_bundle
 from conformance.case_context import CaseContext
 from conformance.int8_case import debuggable, repair_case, sensitive_hint, sensitivity_table
@@ -54,20 +54,18 @@ def test_parity(case: Case, context: CaseContext, references, request) -> None:
         if problem:
             pytest.fail(f"{case}: {problem} over {len(maps)} images; weights: {ref.weights}",
                         pytrace=False)
-    failed = violations(metrics, budget)
+    # Each output judged by name, on its own figures (as Polygraphy names the one that broke).
+    failed = judge_outputs(metrics, by_output, budget, context.output_budget)
     table = int8_layers(context, ref, artifact, references)
     failure = None
     if failed:
         hint = f"artifact {artifact.path}; weights: {ref.weights}"
-        outputs = failing_outputs(by_output, budget)
-        if outputs:  # which output broke, as Polygraphy names it
-            hint = f"{outputs}\n{hint}"
         if localisable(case.format):
             hint += "\n" + localise_failure(context, ref, artifact, reports)
         if table:
             hint += "\n" + int8_advice(context, ref, artifact, references, table, semantic)
         failure = explain(f"{case} parity vs PyTorch eager over {len(ref.inputs)} images",
-                          metrics, budget, hint=hint)
+                          metrics, budget, hint=hint, found=failed)
     regressions = context.regressions(metrics)
     assert not regressions, f"{case} regressed: " + "; ".join(regressions)
     context.settle(metrics, failure)

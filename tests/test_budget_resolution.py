@@ -109,3 +109,16 @@ def test_a_row_must_name_a_known_precision_class_that_is_not_a_format_name() -> 
         ExportFormat("npz", ".npz", "m:f", "m:C", "quantised")
     with pytest.raises(ValueError, match="the name of a precision class"):
         ExportFormat("int8", ".npz", "m:f", "m:C", "int8")
+
+
+def test_a_budget_for_an_output_the_model_lacks_stops_the_run(tmp_path, inline_suite) -> None:
+    """Output budgets are declared by output name; a name no case of that format has (a typo)
+    would judge nothing, so collection refuses it and names the model's outputs."""
+    code, out, _ = inline_suite(tmp_path, "conformance/test_parity.py", "--collect-only",
+                                "--budget=parity.tflite_int8.prompt_masks.outputs.prot.min_cosine=0.99")
+    assert code == 4, out[-2000:]
+    assert "budgets output(s) ['prot'] that fastsam_s does not have" in out, out[-2000:]
+    assert "its outputs: output0, proto" in out
+    code, out, _ = inline_suite(tmp_path, "conformance/test_parity.py", "--collect-only",
+                                "--budget=parity.tflite_int8.prompt_masks.outputs.proto.min_cosine=0.99")
+    assert code == 0, out[-2000:]

@@ -85,8 +85,7 @@ def test_parity_agreement_miou_pools_the_images() -> None:
     assert per_image_worst < 0.7 < pooled
 
 
-def test_a_failing_output_is_named_with_its_figures() -> None:
-    from conformance.budgets import failing_outputs
+def _two_outputs() -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     from conformance.metrics.parity import figures_by_output, parity_figures
 
     rng = np.random.default_rng(0)
@@ -94,12 +93,53 @@ def test_a_failing_output_is_named_with_its_figures() -> None:
                  "proto": rng.normal(size=(1, 8, 16, 16)).astype(np.float32)} for _ in range(2)]
     got = [{"output0": e["output0"] + rng.normal(scale=0.3, size=e["output0"].shape),
             "proto": e["proto"] + 1e-4} for e in expected]
-    _, reports = parity_figures(expected, got)
-    by_output = figures_by_output(reports)
+    metrics, reports = parity_figures(expected, got)
+    return metrics, figures_by_output(reports)
+
+
+def test_a_failing_output_is_named_with_its_figures() -> None:
+    from conformance.budgets import judge_outputs
+
+    metrics, by_output = _two_outputs()
     assert set(by_output) == {"output0", "proto"}
     assert by_output["proto"]["cosine"] > 0.999 > by_output["output0"]["cosine"]
-    # agreement mIoU is pooled per case: it is not asked of a single output.
-    message = failing_outputs(by_output, {"min_cosine": 0.98, "min_agreement_miou": 0.9})
-    assert message.startswith("output 'output0': cosine = 0.9") and "proto" not in message
-    assert message.endswith("(budget >= 0.98)")
-    assert failing_outputs(by_output, {"min_cosine": 0.5}) == ""
+    # agreement mIoU is pooled per case: it is judged on the case, not asked of an output.
+    found = judge_outputs({**metrics, "agreement_miou": 1.0}, by_output,
+                          {"min_cosine": 0.98, "min_agreement_miou": 0.9})
+    assert [v.output for v in found] == ["output0"]
+    assert str(found[0]).startswith("output 'output0': cosine = 0.9")
+    assert str(found[0]).endswith("(budget >= 0.98)")
+    assert judge_outputs(metrics, by_output, {"min_cosine": 0.5}) == []
+
+
+def test_an_output_budget_by_name_goes_on_top_of_the_case_budget() -> None:
+    from conformance.budgets import judge_outputs
+
+    metrics, by_output = _two_outputs()
+    loose = {"min_cosine": 0.5}
+    # proto's own, stricter budget fails proto alone; output0 is held to the case's budget.
+    found = judge_outputs(metrics, by_output, loose, {"proto": {"min_snr_db": 200.0}})
+    assert [(v.output, v.metric) for v in found] == [("proto", "snr_db")]
+    # output0 may be looser than the case budget by name, proto still judged by the case's.
+    assert judge_outputs(metrics, by_output, {"min_cosine": 0.98},
+                         {"output0": {"min_cosine": 0.5}}) == []
+    # A budget for an output the case does not have is a failure, never a pass.
+    found = judge_outputs(metrics, by_output, loose, {"protoo": {"min_cosine": 0.9}})
+    assert [(v.output, str(v.value)) for v in found] == [("protoo", "nan")]
+
+
+def test_output_budgets_are_declared_by_name_and_layered() -> None:
+    from conformance.budgets import budget_for, output_budgets, table_problems
+
+    table = {"parity": {"int8": {
+        "min_cosine": 0.98,
+        "outputs": {"proto": {"min_cosine": 0.99}},
+        "prompt_masks": {"outputs": {"proto": {"min_snr_db": 15.0},
+                                     "output0": {"max_max_abs_err": 1.0}}}}}}
+    assert budget_for(table, "parity", "tflite_int8", task="prompt_masks") == {"min_cosine": 0.98}
+    assert output_budgets(table, "parity", "tflite_int8", task="prompt_masks") == {
+        "proto": {"min_cosine": 0.99, "min_snr_db": 15.0}, "output0": {"max_max_abs_err": 1.0}}
+    assert output_budgets(table, "parity", "tflite_int8") == {"proto": {"min_cosine": 0.99}}
+    assert table_problems(table) == []
+    table["parity"]["int8"]["outputs"]["proto"]["min_cosinee"] = 0.9
+    assert any("parity.int8.outputs.proto.min_cosinee" in p for p in table_problems(table))
