@@ -128,10 +128,17 @@ def worst(reports: list[ParityReport]) -> dict[str, float]:
     return merged
 
 
+# Pooled over the images' class maps by `parity_figures`, so not a per-image worst: judged on
+# the case, never per output.
+POOLED = ("agreement_miou",)
+
+
 def figures_by_output(reports: list[ParityReport]) -> dict[str, dict[str, float]]:
-    """The worst figures of each output, by its name, over the images."""
+    """The worst figures of each output, by its name, over the images (pooled ones left to
+    the case)."""
     names = dict.fromkeys(report.output for report in reports)
-    return {name: worst([r for r in reports if r.output == name]) for name in names}
+    return {name: {k: v for k, v in worst([r for r in reports if r.output == name]).items()
+                   if k not in POOLED} for name in names}
 
 
 def parity_figures(expected: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]],
