@@ -30,6 +30,7 @@ DROP_CEILING_DB = 60.0  # drops between float-noise levels (inf -> 120 dB) are n
 SNR_CAP_DB = 200.0  # identical tensors (inf) count as this in drops
 LOOKAHEAD = 6  # order mapping: same-shaped candidates considered per module
 SUSTAIN = 0.75  # a divergence stays down: this share of the layers after it diverged too
+SETTLE = 2  # ...and so did the layers right after it
 
 
 def localisable(format_name: str) -> bool:
@@ -91,7 +92,10 @@ class Localisation:
                     f"without a sharp drop (lowest {low.layer}, {_db(low.snr_db)} dB)")
         row = self.rows[self.index]
         before = _db(self.rows[self.index - 1].snr_db) if self.index else "input"
-        return (f"first diverging layer: {row.layer} ({row.kind}) "
+        # What lies between the last healthy row and this one (ops that are not modules, such
+        # as SemiVL's text similarity, have no row of their own) holds the break too.
+        after = f" after {self.rows[self.index - 1].layer}" if self.index else ""
+        return (f"first diverging layer: {row.layer} ({row.kind}){after} "
                 f"(SNR {before} → {_db(row.snr_db)} dB, cosine {row.cosine:.4f})")
 
     def table(self, max_rows: int = 10) -> str:
@@ -142,7 +146,10 @@ def torch_intermediates(model, inputs: dict[str, np.ndarray],
     def hook(name: str):
         def record(module, args, output) -> None:
             if isinstance(output, (tuple, list)):
-                output = next((o for o in output if isinstance(o, torch.Tensor)), None)
+                # Several tensors (a backbone's feature list) have no one exported tensor to
+                # compare with; the modules that made them have rows of their own.
+                tensors = [o for o in output if isinstance(o, torch.Tensor)]
+                output = tensors[0] if len(tensors) == 1 else None
             if isinstance(output, torch.Tensor) and output.is_floating_point():
                 # Copied now: a later in-place op (ReLU(inplace=True)) would change it.
                 captured.append((name, type(module).__name__,
@@ -317,24 +324,27 @@ def map_by_order(torch_rows, exported) -> list[tuple[int, int]]:
 
 def first_divergence(rows: Sequence[LayerDiff], floor_db: float = SNR_FLOOR_DB,
                      drop_db: float = SNR_DROP_DB, quantised: bool = False,
-                     sustain: float = SUSTAIN) -> int | None:
+                     sustain: float = SUSTAIN, settle: int = SETTLE) -> int | None:
     """Index of the first row that diverges and stays down: below the SNR floor, or sharply
-    below every healthy row before it, with at least `sustain` of the rows from it to the
-    output diverged too. A transient dip (a mis-mapped tensor, a layer whose error the next
-    one absorbs) is not where an export breaks."""
+    below the healthy level before it; the `settle` rows after it diverged too, and at least
+    `sustain` of the rows from it to the output. A transient dip (a mis-mapped tensor, a layer
+    whose error the next one absorbs) is not where an export breaks."""
     # Against the lowest healthy SNR so far, not the previous row: side branches such as a
     # squeeze-excitation gate have a high SNR of their own and would fake a drop after them.
-    # A quantised model's input is already quantised, so its first layer sets the baseline.
+    # A quantised model's input is already quantised, so its first layer sets the baseline,
+    # and its healthy level follows every row above the floor: int8 noise builds up layer by
+    # layer (a ViT's tokens sit ~15 dB under its patch embedding), which is not a break.
     lowest = min(rows[0].snr_db, SNR_CAP_DB) if quantised and rows else SNR_CAP_DB
     diverged = []
     for row in rows:
         snr = min(row.snr_db, SNR_CAP_DB)
         down = snr < floor_db or (lowest - snr > drop_db and snr < DROP_CEILING_DB)
         diverged.append(down)
-        if not down:
+        if not down or (quantised and snr >= floor_db):
             lowest = min(lowest, snr)
     for k, down in enumerate(diverged):
-        if down and sum(diverged[k:]) >= sustain * (len(diverged) - k):
+        after = diverged[k + 1 : k + 1 + settle]
+        if down and all(after) and sum(diverged[k:]) >= sustain * (len(diverged) - k):
             return k
     return None
 

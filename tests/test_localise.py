@@ -16,6 +16,7 @@ from models.localise import (
     localise,
     onnx_intermediates,
     onnx_module_path,
+    thresholds_db,
     torch_intermediates,
 )
 
@@ -82,10 +83,12 @@ def test_onnx_module_path() -> None:
     assert onnx_module_path("Identity_12") is None
 
 
-def test_first_divergence_ignores_float_noise_and_side_branches() -> None:
-    def rows(*snrs: float) -> list[LayerDiff]:
-        return [LayerDiff(f"l{k}", "Conv2d", (1,), s, 1.0, f"t{k}") for k, s in enumerate(snrs)]
+def rows(*snrs: float) -> list[LayerDiff]:
+    """Layer rows with these SNRs, in order."""
+    return [LayerDiff(f"l{k}", "Conv2d", (1,), s, 1.0, f"t{k}") for k, s in enumerate(snrs)]
 
+
+def test_first_divergence_ignores_float_noise_and_side_branches() -> None:
     assert first_divergence(rows(float("inf"), 130.0, 110.0, 95.0)) is None  # float noise
     # A side branch (e.g. a squeeze-excitation gate at 110 dB) is no baseline for a drop.
     assert first_divergence(rows(130.0, 75.0, 110.0, 56.0)) is None
@@ -96,6 +99,35 @@ def test_first_divergence_ignores_float_noise_and_side_branches() -> None:
     # after which the error stays down is.
     assert first_divergence(rows(130.0, 12.0, 120.0, 125.0, 118.0, 6.0, 5.0, 4.0)) == 5
     assert first_divergence(rows(130.0, 12.0, 120.0, 125.0, 118.0)) is None
+    # One mis-mapped row inside healthy ones, with a real break later: the break is named.
+    assert first_divergence(rows(130.0, 12.0, 120.0, 125.0, 6.0, 5.0, 4.0, 4.0)) == 4
+
+
+def test_int8_noise_building_up_is_not_a_break() -> None:
+    """A quantised ViT: the patch embedding at 36 dB, the tokens settle ~15 dB lower (int8
+    noise, no break) and a dip at one mis-mapped row; the break is where it falls and stays."""
+    quantised = rows(35.8, 19.5, 17.7, 22.4, 20.2, -2.4, 19.1, 24.5, 21.0, 24.9, 2.5, 2.7, -1.1,
+                     2.1, 6.2, 4.4)
+    assert first_divergence(quantised, *thresholds_db("tflite_int8"), quantised=True) == 10
+
+
+def test_official_form_int8_names_the_decoder_layer_right_after_the_text_similarity() -> None:
+    """ai-edge-quantizer zeroes SemiVL's official einsum similarity (a method of the decode
+    head, no module of its own): localisation names the decode head's first layer after it,
+    and the healthy layer before, not the backbone's int8 noise."""
+    from conformance.reference import ReferenceStore
+    from models.registry import get_spec
+
+    spec = get_spec("semivl_small_official")
+    store = ReferenceStore()
+    ref = store.get(spec)
+    path = store.session(spec).export("tflite_int8").path
+    where = localise("tflite_int8", path, ref.model, ref.inputs[1], ["image"])
+    assert where.first_divergent == "decode_head.conv1", where.explain()
+    assert "after backbone.proj" in where.summary(), where.summary()
+    healthy = where.rows[: where.index]
+    assert min(r.snr_db for r in healthy if r.layer.startswith("backbone.layers")) < 0 < min(
+        r.snr_db for r in healthy[-5:]), where.explain()  # the dip before it was skipped
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "tflite_fp32"])
