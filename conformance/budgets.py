@@ -64,7 +64,7 @@ def load_budgets(path: Path = BUDGETS_FILE, overrides: list[str] | None = None) 
         key, sep, value = item.partition("=")
         parts = key.strip().split(".")
         # SUITE.FORMAT[.LAYER][.outputs.NAME].KEY: the layer is what precedes `outputs`.
-        head = parts[: parts.index(OUTPUTS)] + [parts[-1]] if OUTPUTS in parts else parts
+        head = [*parts[: parts.index(OUTPUTS)], parts[-1]] if OUTPUTS in parts else parts
         output_path = parts[len(head) - 1 : -1] if OUTPUTS in parts else []
         if (not sep or len(head) not in (3, 4) or not all(parts)
                 or (output_path and len(output_path) != 2)):

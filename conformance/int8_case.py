@@ -16,7 +16,7 @@ from conformance.budgets import violations
 from conformance.int8_repair import search_repair
 from conformance.metrics.parity import parity_figures
 from conformance.metrics.quant_sensitivity import layer_sensitivity, ranked
-from models.export.cache import arrays_digest, content_key, source_digest
+from models.export.cache import arrays_digest, cached_json, content_key, source_digest
 from models.formats import FORMATS, precision_of
 
 SENSITIVITY_IMAGES = 2  # parity images the table is measured on
@@ -36,16 +36,6 @@ def debuggable(format_name: str) -> bool:
                 and row.upstream == "tflite_fp32")
 
 
-def _cached(path: Path, make) -> dict:
-    if path.exists():
-        return json.loads(path.read_text())
-    data = make()
-    tmp = path.parent / f"{path.name}.tmp"
-    tmp.write_text(json.dumps(data))
-    tmp.replace(path)
-    return data
-
-
 def sensitivity_table(case, ref, artifact, fp32_path: Path) -> dict:
     """{"layers", "images", "rows": the SHOWN_LAYERS most sensitive, "ranked": every tensor}."""
     inputs = ref.inputs[:SENSITIVITY_IMAGES]
@@ -61,7 +51,7 @@ def sensitivity_table(case, ref, artifact, fp32_path: Path) -> dict:
                 "rows": [r.to_json() for r in rows[:SHOWN_LAYERS]],
                 "ranked": [r.tensor for r in rows]}
 
-    return _cached(path, make)
+    return cached_json(path, make)
 
 
 def sensitive_hint(table: dict, count: int = 3) -> str:
@@ -123,7 +113,7 @@ def repair_case(case, ref, session, artifact, fp32_path: Path, budget: dict[str,
             data["speed_vs_int8"] = speeds[_precision(repair.recipe)]
         return data
 
-    data = _cached(work.parent / f"{work.name}.json", make)
+    data = cached_json(work.parent / f"{work.name}.json", make)
     if data.get("recipe"):
         saved = folder / f"{case.model}.json"
         folder.mkdir(parents=True, exist_ok=True)

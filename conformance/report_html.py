@@ -56,7 +56,7 @@ RUNTIME_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Info the case section draws as something other than a key/value line.
 _DRAWN_INFO = ("per_class_iou", "layer_table", "known_failure", "key_metric",
                "first_divergent_layer", "localised_image", "op_counts", "per_output",
-               "int8_sensitivity", "int8_repair")
+               "int8_sensitivity", "int8_repair", "op_profile")
 # The figures a repair trial shows (the decision metrics its budget judges).
 REPAIR_SHOWN = ("argmax_agreement", "agreement_miou", "cosine", "snr_db")
 _IDENTITY_INFO = ("artifact", "weights_sha256", "weights", "converter", "rewrites", "runtime",
@@ -600,6 +600,7 @@ def _suite_block(entry: Mapping[str, Any], figures: Sequence[Figure]) -> str:
     if info.get("first_divergent_layer"):
         parts.append(_layers_html(info))
     parts.append(_sensitivity_html(info))
+    parts.append(_op_profile_html(info))
     parts.append(_repair_html(info))
     iou = info.get("per_class_iou")
     if isinstance(iou, list) and iou:
@@ -986,3 +987,31 @@ def _repair_html(info: Mapping[str, Any]) -> str:
             '<table class="segconform sc-layers"><thead><tr><th>kept at</th><th>layers</th>'
             "<th>verdict</th><th>figures</th><th>s</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _op_profile_html(info: Mapping[str, Any]) -> str:
+    """The per-op TFLite profile: delegation, op types by time, the slowest ops."""
+    profile = info.get("op_profile")
+    if not isinstance(profile, Mapping) or not profile.get("by_type"):
+        return ""
+    boundary = ", ".join(f"{_e(k)} {_e(v)}" for k, v in profile.get("boundary_ops", {}).items())
+    left = profile.get("not_delegated") or {}
+    bad = ' class="sc-bad"'  # a type with ops XNNPACK did not take
+    rows = "".join(
+        f'<tr{bad if row.get("delegated", 0) < row.get("count", 0) else ""}>'
+        f"<td>{_e(op)}</td><td>{_e(row.get('count'))}</td><td>{_e(row.get('delegated'))}</td>"
+        f"<td>{_number(row.get('ms'))}</td><td>{_number(row.get('ms_not_delegated'))}</td></tr>"
+        for op, row in list(profile["by_type"].items())[:12])
+    slowest = "; ".join(f"#{_e(op.get('index'))} {_e(op.get('op'))} {_number(op.get('ms'))} ms"
+                        + ("" if op.get("delegated") else " (reference kernel)")
+                        for op in profile.get("slowest", [])[:5])
+    head = (f'<p class="sc-layer"><b>per-op profile</b>: XNNPACK takes '
+            f'{_e(profile.get("delegated"))} of {_e(profile.get("ops"))} ops in '
+            f'{_e(profile.get("partitions"))} partition(s)'
+            + (f"; not delegated: {_e(_compact(left))}" if left else "")
+            + f"; {boundary}; each op timed alone, {_e(profile.get('threads'))} thread(s) on "
+            f"{_e(profile.get('cpu'))}: sum {_number(profile.get('sum_of_ops_ms'))} ms, whole "
+            f"model {_number(profile.get('whole_ms'))} ms. Slowest: {slowest}</p>")
+    return (head + '<table class="segconform sc-layers"><thead><tr><th>op type</th>'
+            "<th>ops</th><th>delegated</th><th>ms</th><th>ms not delegated</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")

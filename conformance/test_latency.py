@@ -15,6 +15,7 @@ import pytest
 from conformance.case_context import CaseContext
 from conformance.latency import ROUNDS, WARMUP, judge_latency, latency_figures
 from conformance.matrix import Case, format_cases
+from conformance.op_profile import op_profile, profile_text, profiled
 from conformance.profiles import load_profiles
 from conformance.reference import run_eager
 from conformance.runners import load_case_runner
@@ -86,10 +87,15 @@ def test_latency(case: Case, context: CaseContext, references, benchmark) -> Non
     if case.format != EAGER and _torch_available():
         metrics["speedup_vs_eager"] = _interleaved_speedup(case, references, threads, infer)
     context.record(metrics=metrics, info={"rounds": ROUNDS, "warmup": WARMUP})
+    title = f"{case} latency on {context.profile}"
+    if case.format != EAGER and profiled(case.format):
+        # Where the time goes, op by op: what XNNPACK leaves to the reference kernels.
+        summary = op_profile(artifact, threads)
+        context.record(info={"op_profile": summary})
+        title += f"\n{profile_text(summary)}"
     budget = context.budget
     if "speedup_vs_eager" not in metrics and case.format != EAGER:
         # torch was not importable here (a device host): there is no ratio to judge.
         budget.pop("min_speedup_vs_eager", None)
         context.record(info={"speedup_vs_eager": "not measured: torch is not installed here"})
-    judge_latency(f"{case} latency on {context.profile}", metrics, budget, context.profile,
-                  context.known)
+    judge_latency(title, metrics, budget, context.profile, context.known)

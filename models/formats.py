@@ -52,6 +52,7 @@ class ExportFormat:
     tools: tuple[str, ...] = ()  # executables that run when present (their versions: the key)
     uses_recipe: bool = False  # converts with the model's mixed-precision int8 recipe
     opt_in: bool = False  # not in a model's default formats: a model lists it to get it
+    op_profile: bool = False  # a TFLite file run on the CPU: gets the per-op profile
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -88,24 +89,26 @@ FORMATS: dict[str, ExportFormat] = {f.name: f for f in (
                  localisable=True, devices=("cpu", "cuda")),
     ExportFormat("tflite_fp32", ".tflite", "models.export.tflite:export_tflite_fp32",
                  "models.runtimes.tflite:TFLiteRunner", "float32",
-                 ("torch", "litert-torch", "ai-edge-litert"), localisable=True),
+                 ("torch", "litert-torch", "ai-edge-litert"), localisable=True, op_profile=True),
     ExportFormat("tflite_fp16", ".tflite", "models.export.tflite:export_tflite_fp16",
                  "models.runtimes.tflite:TFLiteRunner", "float16", ("ai-edge-quantizer",),
-                 localisable=True, upstream="tflite_fp32"),
+                 localisable=True, upstream="tflite_fp32", op_profile=True),
     ExportFormat("tflite_int8", ".tflite", "models.export.tflite:export_tflite_int8",
                  "models.runtimes.tflite:TFLiteRunner", "int8", ("ai-edge-quantizer",),
-                 localisable=True, upstream="tflite_fp32", uses_calibration=True),
+                 localisable=True, upstream="tflite_fp32", uses_calibration=True,
+                 op_profile=True),
     # int8 weights, int16 activations everywhere (ai-edge-quantizer static_wi8_ai16; Qualcomm's
     # w8a16): XNNPACK has no int16 kernels, so it runs on TFLite's reference kernels.
     ExportFormat("tflite_w8a16", ".tflite", "models.export.tflite:export_tflite_w8a16",
                  "models.runtimes.tflite:TFLiteRunner", "int8", ("ai-edge-quantizer",),
-                 localisable=True, upstream="tflite_fp32", uses_calibration=True, opt_in=True),
+                 localisable=True, upstream="tflite_fp32", uses_calibration=True, opt_in=True,
+                 op_profile=True),
     # Full int8 except the layers a recipe keeps at int16 activations or in float
     # (models/export/int8_recipe.py; found by --int8-repair, replayed by --int8-recipe).
     ExportFormat("tflite_int8_mixed", ".tflite", "models.export.tflite:export_tflite_int8_mixed",
                  "models.runtimes.tflite:TFLiteRunner", "int8", ("ai-edge-quantizer",),
                  localisable=True, upstream="tflite_fp32", uses_calibration=True,
-                 uses_recipe=True, opt_in=True),
+                 uses_recipe=True, opt_in=True, op_profile=True),
     ExportFormat("edgetpu", ".tflite", "models.export.edgetpu:export_edgetpu",
                  "models.runtimes.edgetpu:EdgeTPURunner", "int8", ("ai-edge-litert",),
                  upstream="tflite_int8", tools=("edgetpu_compiler",)),

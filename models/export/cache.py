@@ -78,6 +78,17 @@ def arrays_digest(arrays: Iterable[np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def cached_json(path: Path, make) -> dict:
+    """`make()`'s JSON document, kept at `path`: computed once, written atomically."""
+    if path.exists():
+        return json.loads(path.read_text())
+    data = make()
+    tmp = path.parent / f"{path.name}.tmp"
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+    return data
+
+
 def content_key(parts: dict) -> str:
     """Short stable hash of a JSON-serialisable dict."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

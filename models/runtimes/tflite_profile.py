@@ -1,0 +1,188 @@
+"""Per-op profile of a TFLite file: which ops XNNPACK takes, and what each costs.
+
+ai-edge-litert's Python API has no op profiler, so each op is cut out into a model of its
+own (its constant operands kept, its other inputs made model inputs) and timed there, on the
+same interpreter and thread count, with XNNPACK as it applies by default. An op whose own
+model gets no DELEGATE node is one XNNPACK does not take: it runs on the reference kernels.
+The sum of the per-op medians against the whole model's median says how much the cut-out
+timing covers (partition overheads and cache effects are not in it).
+
+No torch import here: this module runs where the interpreter runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from models.runtimes.tflite import interpreter_class
+
+BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE", "TRANSPOSE")  # counted apart: layout and precision
+ROUNDS = 5
+WARMUP = 2
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """One op of the model: its index and type, median time alone, and XNNPACK's verdict."""
+
+    index: int
+    op: str
+    ms: float
+    delegated: bool
+
+
+@dataclass(frozen=True)
+class OpProfile:
+    """The per-op profile of one file at one thread count."""
+
+    ops: tuple[OpTime, ...]
+    partitions: int  # DELEGATE nodes XNNPACK made in the whole model
+    whole_ms: float  # the whole model's median, same interpreter and threads
+    threads: int
+
+    @property
+    def delegated(self) -> int:
+        return sum(op.delegated for op in self.ops)
+
+    @property
+    def sum_ms(self) -> float:
+        return float(sum(op.ms for op in self.ops))
+
+    def by_type(self) -> dict[str, dict[str, float]]:
+        """{op type: count, delegated count, total ms, ms of the undelegated}, costliest
+        first."""
+        table: dict[str, dict[str, float]] = {}
+        for op in self.ops:
+            row = table.setdefault(op.op, {"count": 0, "delegated": 0, "ms": 0.0,
+                                           "ms_not_delegated": 0.0})
+            row["count"] += 1
+            row["delegated"] += op.delegated
+            row["ms"] += op.ms
+            row["ms_not_delegated"] += 0.0 if op.delegated else op.ms
+        return dict(sorted(table.items(), key=lambda item: -item[1]["ms"]))
+
+    def summary(self, top: int = 10) -> dict:
+        """JSON-safe figures for the report and results.json."""
+        counts = Counter(op.op for op in self.ops)
+        undelegated = Counter(op.op for op in self.ops if not op.delegated)
+        return {
+            "ops": len(self.ops), "delegated": self.delegated, "partitions": self.partitions,
+            "threads": self.threads, "whole_ms": round(self.whole_ms, 3),
+            "sum_of_ops_ms": round(self.sum_ms, 3),
+            "boundary_ops": {name: counts.get(name, 0) for name in BOUNDARY_OPS},
+            "not_delegated": dict(undelegated.most_common()),
+            "by_type": {k: {"count": int(v["count"]), "delegated": int(v["delegated"]),
+                            "ms": round(v["ms"], 3),
+                            "ms_not_delegated": round(v["ms_not_delegated"], 3)}
+                        for k, v in self.by_type().items()},
+            "slowest": [asdict(op) | {"ms": round(op.ms, 3)}
+                        for op in sorted(self.ops, key=lambda o: -o.ms)[:top]],
+        }
+
+
+def _median_ms(interpreter, feed: dict[int, np.ndarray]) -> float:
+    for index, value in feed.items():
+        interpreter.set_tensor(index, value)
+    for _ in range(WARMUP):
+        interpreter.invoke()
+    times = []
+    for _ in range(ROUNDS):
+        start = time.perf_counter()
+        interpreter.invoke()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
+
+
+def _random_feed(interpreter, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    feed = {}
+    for detail in interpreter.get_input_details():
+        dtype, shape = np.dtype(detail["dtype"]), tuple(detail["shape"])
+        if np.issubdtype(dtype, np.integer):
+            info = np.iinfo(dtype)
+            low, high = max(info.min, -128), min(info.max, 127)
+            feed[detail["index"]] = rng.integers(low, high + 1, shape).astype(dtype)
+        else:
+            feed[detail["index"]] = rng.standard_normal(shape).astype(dtype)
+    return feed
+
+
+def _load(content: bytes, threads: int):
+    cls, _ = interpreter_class()
+    interpreter = cls(model_content=content, num_threads=threads)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _partitions(interpreter) -> int:
+    return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+
+
+def _single_op_models(path: Path):
+    """(index, op type, model bytes) for each op of subgraph 0, cut out on its own."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for index, op in enumerate(model.subgraphs[0].operators):
+        name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) or "CUSTOM"
+        single = _cut_out(model, op)
+        yield index, name, bytes(flatbuffer_utils.convert_object_to_bytearray(single))
+
+
+def _cut_out(model, op):
+    """A model holding `op` alone: its constant operands with their data, the rest inputs."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    graph = model.subgraphs[0]
+    single = schema.ModelT()
+    single.version = model.version
+    single.operatorCodes = model.operatorCodes
+    single.buffers = [schema.BufferT()]
+    sub = schema.SubGraphT()
+    sub.tensors, remap = [], {}
+    for t in (*op.inputs, *op.outputs):
+        if t < 0 or t in remap:
+            continue
+        tensor = copy.copy(graph.tensors[t])
+        data = model.buffers[tensor.buffer].data if tensor.buffer else None
+        if data is not None and len(data):
+            single.buffers.append(model.buffers[tensor.buffer])
+            tensor.buffer = len(single.buffers) - 1
+        else:
+            tensor.buffer = 0
+        remap[t] = len(sub.tensors)
+        sub.tensors.append(tensor)
+    cut = copy.copy(op)
+    cut.inputs = [remap.get(t, t) for t in op.inputs]
+    cut.outputs = [remap[t] for t in op.outputs]
+    cut.intermediates = []
+    sub.operators = [cut]
+    sub.inputs = sorted({remap[t] for t in op.inputs
+                         if t >= 0 and sub.tensors[remap[t]].buffer == 0})
+    sub.outputs = list(cut.outputs)
+    single.subgraphs = [sub]
+    return single
+
+
+def profile_tflite(path: str | Path, threads: int = 1, seed: int = 0) -> OpProfile:
+    """Time every op of `path` on its own and the whole model, at `threads` threads."""
+    path = Path(path)
+    rng = np.random.default_rng(seed)
+    whole = _load(path.read_bytes(), threads)
+    whole_ms = _median_ms(whole, _random_feed(whole, rng))
+    partitions = _partitions(whole)
+    ops = []
+    for index, name, content in _single_op_models(path):
+        try:
+            interpreter = _load(content, threads)
+            ms = _median_ms(interpreter, _random_feed(interpreter, rng))
+            delegated = _partitions(interpreter) > 0
+        except (RuntimeError, ValueError):  # an op that cannot stand alone: not timed
+            ms, delegated = float("nan"), False
+        ops.append(OpTime(index, name, ms, delegated))
+    return OpProfile(tuple(ops), partitions, whole_ms, threads)
