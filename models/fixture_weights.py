@@ -35,7 +35,7 @@ class CommittedArray:
 class CommittedWeights:
     """One committed weights file: its name under fixtures/weights, digest and recipe.
 
-    `trained` names the submodule the file holds when only that part was trained (e.g.
+    `trained` names the submodules the file holds when only they were trained (prefixes, e.g.
     "decode_head."); the rest comes from `base_init`, a portable seeded init of the module.
     A non-persistent buffer saved in the file (its name as key) is set as well.
     """
@@ -44,7 +44,7 @@ class CommittedWeights:
     sha256: str
     recipe: str
     arrays: tuple[CommittedArray, ...] = ()
-    trained: str = ""
+    trained: tuple[str, ...] = ()
     base_init: Callable[[Any], Any] | None = None
 
     @property
@@ -76,7 +76,7 @@ class CommittedWeights:
             if set(state) != expected:
                 raise FixtureWeightsError(
                     f"{self.path}: holds {len(state)} tensors, expected the {len(expected)} "
-                    f"of {self.trained}*")
+                    f"of {', '.join(p + '*' for p in self.trained)}")
             module.load_state_dict(state, strict=False)
         else:
             module.load_state_dict(state)
