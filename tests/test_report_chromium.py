@@ -108,9 +108,26 @@ def test_latency(request, fmt, p50, speedup):
     if speedup is not None:
         metrics["speedup_vs_eager"] = speedup
         budgets["min_speedup_vs_eager"] = 0.33
+    info = {"threads": 2, "rounds": 7, "warmup": 3}
+    if fmt == "tflite_int8":  # what the per-op profile of a real int8 file looks like
+        info["op_profile"] = OP_PROFILE
     record_case(request, suite="latency", model="deeplabv3plus_lite", format=fmt,
-                profile="cpu", metrics=metrics, budgets=budgets,
-                info={"threads": 2, "rounds": 7, "warmup": 3})
+                profile="cpu", metrics=metrics, budgets=budgets, info=info)
+
+
+OP_PROFILE = {
+    "ops": 648, "delegated": 536, "partitions": 80, "threads": 2, "whole_ms": 64.8,
+    "sum_of_ops_ms": 50.3, "cpu": "AMD EPYC 9B14 96-Core Processor",
+    "boundary_ops": {"QUANTIZE": 14, "DEQUANTIZE": 2, "TRANSPOSE": 70},
+    "not_delegated": {"RSQRT": 26, "ADD": 25, "SQUARED_DIFFERENCE": 16, "SUB": 16,
+                      "BATCH_MATMUL": 9, "GELU": 8, "SOFTMAX": 5, "BROADCAST_TO": 3,
+                      "L2_NORMALIZATION": 2, "AVERAGE_POOL_2D": 2},
+    "by_type": {f"OP_TYPE_WITH_A_LONG_NAME_{k}": {"count": 40 - k, "delegated": 30 - k,
+                                                  "ms": 11.1 - k, "ms_not_delegated": 2.5}
+                for k in range(14)},
+    "slowest": [{"index": 400 + k, "op": "BATCH_MATMUL", "ms": 3.1 - k / 10,
+                 "delegated": False} for k in range(10)],
+}
 
 
 # A row with every format column a real default run has (the matrix's width grows with the
@@ -245,6 +262,12 @@ def test_report_renders_offline_verdict_first(rendered: dict[str, Any]) -> None:
     assert facts["summary_top_px"] < 150, facts
     shot = screenshot(rendered["binary"], rendered["report"], SCREENSHOT, rendered["work"])
     assert SCREENSHOT.is_file() and SCREENSHOT.stat().st_size > 10_000, shot.stderr[-2000:]
+
+
+def test_the_per_op_profile_is_shown_in_its_case(rendered: dict[str, Any]) -> None:
+    page = rendered["report"].read_text(encoding="utf-8")
+    assert "<b>per-op profile</b>: XNNPACK takes 536 of 648 ops in 80 partition(s)" in page
+    assert "OP_TYPE_WITH_A_LONG_NAME_0" in page and "(reference kernel)" in page
 
 
 def test_no_table_row_is_taller_than_150px(rendered: dict[str, Any]) -> None:
