@@ -115,6 +115,15 @@ def _verified(path: Path, sha256: str) -> Path:
 
 
 _SEMANTIC_RECIPE = "trained end to end on synthetic VOC by fixtures/weights/train_semantic.py"
+_DECODER_RECIPE = ("decoder and backbone projection trained on synthetic VOC over a frozen, "
+                   "numpy-seeded ViT by fixtures/weights/train_semivl_decoder.py")
+
+
+def _portable_vit(module) -> None:
+    # The slow tier's ViT-B/16 backbone is not trained (no CLIP weights can be downloaded, and
+    # 86M parameters are out of reach on two cores): a seeded init that is the same everywhere.
+    module.backbone.init_portable(seed=0)
+
 
 # Pinned here once; tests/test_fixture_weights.py pins them again, so a changed file is a
 # reviewed change.
@@ -132,4 +141,10 @@ COMMITTED: dict[str, CommittedWeights] = {
         # them differently (in the last bits) on CPUs with and without AVX2.
         arrays=(CommittedArray("text_embeddings", "semivl_small.text.npy",
                                "2696e3367e1a0773e6d22c87dc99b04a2f18b0cd84ae7307e9bc586fdb9757c8"),)),
+    # Slow tier: the file holds the decoder, the backbone's projection and the text embeddings
+    # they were trained with; the rest of the ViT comes from `_portable_vit`.
+    "semivl_vitb16": CommittedWeights(
+        "semivl_vitb16.decoder.fp16.pt",
+        "59c1cf3a73203cf08bf4c4de4059be00cff74264fc6958209288ca566d2285e5", _DECODER_RECIPE,
+        trained=("decode_head.", "backbone.proj."), base_init=_portable_vit),
 }
