@@ -5,9 +5,7 @@ profiled afresh and nothing is written beside it."""
 
 from __future__ import annotations
 
-import platform
-from pathlib import Path
-
+from conformance.profiles import cpu_model
 from models.export.cache import cached_json, content_key, source_digest
 from models.formats import FORMATS
 from models.runtimes.tflite_profile import profile_tflite
@@ -19,25 +17,15 @@ def profiled(fmt: str) -> bool:
     return bool(row and row.op_profile)
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def op_profile(artifact, threads: int) -> dict:
     """The profile summary of a case's TFLite artifact at `threads` threads."""
     if artifact.is_user_file:
-        return profile_tflite(artifact.path, threads).summary() | {"cpu": _cpu()}
-    key = content_key({"artifact": artifact.path.name, "threads": threads, "cpu": _cpu(),
+        return profile_tflite(artifact.path, threads).summary() | {"cpu": cpu_model()}
+    key = content_key({"artifact": artifact.path.name, "threads": threads, "cpu": cpu_model(),
                        "code": source_digest("models.runtimes.tflite_profile")})
     path = artifact.path.with_name(f"{artifact.path.stem}.ops-{key}.json")
     return cached_json(path, lambda: profile_tflite(artifact.path, threads).summary()
-                       | {"cpu": _cpu()})
+                       | {"cpu": cpu_model()})
 
 
 def profile_text(summary: dict) -> str:

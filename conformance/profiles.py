@@ -111,6 +111,19 @@ def device_label(profile_name: str) -> str | None:
     return f"{profile_name} profile, numerics on {platform.machine()}"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def host_description() -> str:
     """What this host is, for skip reasons."""
     import platform
