@@ -16,7 +16,7 @@ LITE = "deeplabv3plus_mnv3_lite"
 def lite_files() -> dict:
     spec = get_spec(LITE)
     session = ReferenceStore().session(spec)
-    return {fmt: session.export(fmt).path for fmt in ("tflite_fp32", "tflite_int8")}
+    return {fmt: session.export(fmt).path for fmt in ("tflite_fp32", "tflite_fp16", "tflite_int8")}
 
 
 def test_every_op_is_timed_and_the_sum_accounts_for_the_whole(lite_files) -> None:
@@ -39,3 +39,13 @@ def test_int8_hard_swish_falls_out_of_xnnpack_and_is_named(lite_files) -> None:
     text = profile_text(summary | {"cpu": "this CPU"})
     assert text.startswith("XNNPACK takes 119 of 138 ops in 20 partition(s); not delegated: "
                            "HARD_SWISH x19 ("), text
+
+
+def test_fp16_weight_dequantize_is_timed_inside_the_op_that_uses_it(lite_files) -> None:
+    """fp16 files hold weights as fp16 constants behind DEQUANTIZE; XNNPACK folds them. Cut out
+    alone, a conv would see dynamic weights and be refused: each constant's DEQUANTIZE goes
+    into its consumer's model, and the file is as delegated as XNNPACK runs it."""
+    summary = profile_tflite(lite_files["tflite_fp16"], threads=1).summary()
+    assert summary["not_delegated"] == {}, summary["not_delegated"]
+    assert summary["folded_dequantize"] == summary["boundary_ops"]["DEQUANTIZE"] == 71
+    assert summary["partitions"] == 1 and "DEQUANTIZE" not in summary["by_type"]

@@ -35,6 +35,7 @@ class OpTime:
     op: str
     ms: float
     delegated: bool
+    folded: bool = False  # a constant's DEQUANTIZE, timed inside the op that consumes it
 
 
 @dataclass(frozen=True)
@@ -56,9 +57,11 @@ class OpProfile:
 
     def by_type(self) -> dict[str, dict[str, float]]:
         """{op type: count, delegated count, total ms, ms of the undelegated}, costliest
-        first."""
+        first (folded constant DEQUANTIZEs left out: their time is their consumer's)."""
         table: dict[str, dict[str, float]] = {}
         for op in self.ops:
+            if op.folded:
+                continue
             row = table.setdefault(op.op, {"count": 0, "delegated": 0, "ms": 0.0,
                                            "ms_not_delegated": 0.0})
             row["count"] += 1
@@ -71,11 +74,13 @@ class OpProfile:
         """JSON-safe figures for the report and results.json."""
         counts = Counter(op.op for op in self.ops)
         undelegated = Counter(op.op for op in self.ops if not op.delegated)
+        folded = sum(op.folded for op in self.ops)
         return {
             "ops": len(self.ops), "delegated": self.delegated, "partitions": self.partitions,
             "threads": self.threads, "whole_ms": round(self.whole_ms, 3),
             "sum_of_ops_ms": round(self.sum_ms, 3),
             "boundary_ops": {name: counts.get(name, 0) for name in BOUNDARY_OPS},
+            "folded_dequantize": folded,
             "not_delegated": dict(undelegated.most_common()),
             "by_type": {k: {"count": int(v["count"]), "delegated": int(v["delegated"]),
                             "ms": round(v["ms"], 3),
@@ -123,19 +128,39 @@ def _partitions(interpreter) -> int:
     return sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
 
 
+def _constant(model, t: int) -> bool:
+    tensor = model.subgraphs[0].tensors[t]
+    data = model.buffers[tensor.buffer].data if tensor.buffer else None
+    return data is not None and len(data) > 0
+
+
 def _single_op_models(path: Path):
-    """(index, op type, model bytes) for each op of subgraph 0, cut out on its own."""
+    """(index, op type, model bytes or None) for each op of subgraph 0, cut out on its own.
+
+    A DEQUANTIZE of a constant (fp16 weights) is folded by XNNPACK into the op that consumes
+    it: it goes into that op's model (else the op would see dynamic weights and be refused),
+    and gets no model of its own (None).
+    """
     from ai_edge_litert.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(str(path))
-    for index, op in enumerate(model.subgraphs[0].operators):
-        name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) or "CUSTOM"
-        single = _cut_out(model, op)
+    graph = model.subgraphs[0]
+    names = [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) or "CUSTOM"
+             for op in graph.operators]
+    folded = {op.outputs[0]: op for op, name in zip(graph.operators, names, strict=True)
+              if name == "DEQUANTIZE" and len(op.inputs) == 1 and _constant(model, op.inputs[0])}
+    for index, (op, name) in enumerate(zip(graph.operators, names, strict=True)):
+        if name == "DEQUANTIZE" and op.outputs and op.outputs[0] in folded:
+            yield index, name, None
+            continue
+        producers = [folded[t] for t in op.inputs if t in folded]
+        single = _cut_out(model, [*producers, op])
         yield index, name, bytes(flatbuffer_utils.convert_object_to_bytearray(single))
 
 
-def _cut_out(model, op):
-    """A model holding `op` alone: its constant operands with their data, the rest inputs."""
+def _cut_out(model, ops: list):
+    """A model of `ops` (the last one's outputs are its outputs): their constant operands with
+    their data, every other tensor they read and do not make an input."""
     from ai_edge_litert import schema_py_generated as schema
 
     graph = model.subgraphs[0]
@@ -145,26 +170,29 @@ def _cut_out(model, op):
     single.buffers = [schema.BufferT()]
     sub = schema.SubGraphT()
     sub.tensors, remap = [], {}
-    for t in (*op.inputs, *op.outputs):
-        if t < 0 or t in remap:
-            continue
-        tensor = copy.copy(graph.tensors[t])
-        data = model.buffers[tensor.buffer].data if tensor.buffer else None
-        if data is not None and len(data):
-            single.buffers.append(model.buffers[tensor.buffer])
-            tensor.buffer = len(single.buffers) - 1
-        else:
-            tensor.buffer = 0
-        remap[t] = len(sub.tensors)
-        sub.tensors.append(tensor)
-    cut = copy.copy(op)
-    cut.inputs = [remap.get(t, t) for t in op.inputs]
-    cut.outputs = [remap[t] for t in op.outputs]
-    cut.intermediates = []
-    sub.operators = [cut]
-    sub.inputs = sorted({remap[t] for t in op.inputs
-                         if t >= 0 and sub.tensors[remap[t]].buffer == 0})
-    sub.outputs = list(cut.outputs)
+    for op in ops:
+        for t in (*op.inputs, *op.outputs):
+            if t < 0 or t in remap:
+                continue
+            tensor = copy.copy(graph.tensors[t])
+            if _constant(model, t):
+                single.buffers.append(model.buffers[tensor.buffer])
+                tensor.buffer = len(single.buffers) - 1
+            else:
+                tensor.buffer = 0
+            remap[t] = len(sub.tensors)
+            sub.tensors.append(tensor)
+    made = {t for op in ops for t in op.outputs}
+    sub.operators = []
+    for op in ops:
+        cut = copy.copy(op)
+        cut.inputs = [remap.get(t, t) for t in op.inputs]
+        cut.outputs = [remap[t] for t in op.outputs]
+        cut.intermediates = []
+        sub.operators.append(cut)
+    sub.inputs = sorted({remap[t] for op in ops for t in op.inputs
+                         if t >= 0 and t not in made and sub.tensors[remap[t]].buffer == 0})
+    sub.outputs = list(sub.operators[-1].outputs)
     single.subgraphs = [sub]
     return single
 
@@ -178,6 +206,9 @@ def profile_tflite(path: str | Path, threads: int = 1, seed: int = 0) -> OpProfi
     partitions = _partitions(whole)
     ops = []
     for index, name, content in _single_op_models(path):
+        if content is None:  # folded into its consumer's model
+            ops.append(OpTime(index, name, 0.0, True, folded=True))
+            continue
         try:
             interpreter = _load(content, threads)
             ms = _median_ms(interpreter, _random_feed(interpreter, rng))
