@@ -9,7 +9,8 @@ from conformance.case_context import CaseContext
 from conformance.matrix import Case, format_cases
 from conformance.runners import calibration_info
 from models.export import ExportError
-from models.export.edgetpu import check_edgetpu_compatibility
+from models.export.edgetpu import check_edgetpu_compatibility, layers_text
+from models.localise import tflite_module_namer
 
 SUITE = "edgetpu"
 
@@ -30,12 +31,17 @@ def test_edgetpu_compatible(case: Case, context: CaseContext, references) -> Non
                "tpu_op_fraction": report.tpu_op_fraction,
                "parameter_bytes": report.parameter_bytes,
                "parameter_fraction_of_sram": report.parameter_fraction_of_sram}
+    # Full integer: where a CPU recipe would keep a layer in float, here the layer must change.
+    layers = report.layers_to_change(tflite_module_namer(ref.model))
     context.record(metrics=metrics, info={
         "compiled": artifact.meta.get("compiled"), "converter": artifact.meta.get("converter", ""),
         "op_counts": report.op_counts, "rules_violated": report.rules_violated,
+        "layers_to_change": layers,
         "weights_sha256": ref.weights_key, **calibration_info(case, ref, artifact)})
     failure = None
     if violations(metrics, context.budget) or not report.compatible:
         failure = explain(f"{case} Edge TPU static check against Coral's documented op table",
-                          metrics, context.budget, hint=report.explain())
+                          metrics, context.budget,
+                          hint=f"{report.explain()}\n{layers_text(layers)}")
     context.settle(metrics, failure)
+

@@ -11,7 +11,7 @@ every layer before it, is named.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -275,6 +275,13 @@ def tflite_module_path(name: str, keys: dict, classes: set[str]) -> str | None:
     return keys.get(tuple(key)) if key else None
 
 
+def tflite_module_namer(model) -> Callable[[str], str | None]:
+    """name -> the module path of `model` that a litert-torch tensor name points at."""
+    keys = _module_keys(model)
+    classes = {type(m).__name__ for m in model.modules()}
+    return lambda name: tflite_module_path(name, keys, classes)
+
+
 def _aligned(tensor: Tensor, shape: tuple[int, ...]) -> np.ndarray | None:
     value = tensor.value
     nhwc = len(shape) == 4 and value.shape == (shape[0], shape[2], shape[3], shape[1])
@@ -374,9 +381,8 @@ def localise(format_name: str, path: Path, model, inputs: dict[str, np.ndarray],
     if suffix == ".onnx":
         exported = onnx_intermediates(Path(path), inputs, input_names)
     else:
-        keys = _module_keys(model)
-        classes = {type(m).__name__ for m in model.modules()}
-        exported = [t._replace(owner=tflite_module_path(t.name, keys, classes))
+        module_of = tflite_module_namer(model)
+        exported = [t._replace(owner=module_of(t.name))
                     for t in tflite_intermediates(Path(path), inputs, input_names)]
     named = compare_layers(format_name, torch_rows, exported, "name")
     if len(named.rows) >= min_named:

@@ -42,8 +42,9 @@ def _fixed(what: str, figures: str, tools: str) -> str:
 
 
 def _rewrite_can_go(name: str) -> str:
+    family = rewrites.REWRITES[name].family
     return (f"Export rewrite {name!r} can go: delete it from models/export/rewrites.py, from "
-            f"EXPORT_REWRITES in models/semivl.py and this canary.")
+            f"EXPORT_REWRITES in models/{family}.py and this canary.")
 
 
 def _tflite(module: nn.Module, inputs: dict[str, np.ndarray], tmp_path: Path,
@@ -183,3 +184,42 @@ def test_int8_einsum_with_constant_text_is_still_zeroed(tmp_path: Path) -> None:
         f"SNR {snr_db(ref, got):.1f} dB, output spread {spread:.3g}",
         _tools("litert-torch", "ai-edge-quantizer", "ai-edge-litert")).format(
         _rewrite_can_go("similarity_as_linear"))
+
+
+# ------------------------------------------- 4: int8 HARD_SWISH outside XNNPACK's int8 kernels
+
+
+class ConvHardswish(nn.Module):
+    """MobileNetV3's block in miniature: conv → hard-swish → conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before = nn.Conv2d(3, 16, 3, padding=1)
+        self.act = nn.Hardswish()
+        self.after = nn.Conv2d(16, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.after(self.act(self.before(x)))
+
+
+def test_xnnpack_int8_hard_swish_is_still_undelegated(tmp_path: Path) -> None:
+    from models.runtimes.tflite_profile import profile_tflite
+
+    inputs = {"x": _normal(1, 3, 32, 32)}
+    torch.manual_seed(0)
+    module = ConvHardswish()
+    ref, got = _tflite(module, inputs, tmp_path / "official", int8=True)
+    official = profile_tflite(tmp_path / "official" / "canary_int8.tflite").summary()
+    with rewrites.applied(module, ["hardswish_as_mul_relu6"]):
+        ref_twin, got_twin = _tflite(module, inputs, tmp_path / "twin", int8=True)
+    twin = profile_tflite(tmp_path / "twin" / "canary_int8.tflite").summary()
+    twin_db = snr_db(ref_twin, got_twin)
+    assert twin["not_delegated"] == {} and "HARD_SWISH" not in twin["by_type"], (
+        f"canary broken: the rewrite's form is not all XNNPACK ops: {twin['by_type']}")
+    # Measured 30 dB for both forms; the rewrite must not cost int8 accuracy.
+    assert twin_db >= 20.0 and snr_db(ref, got) >= 20.0, (twin_db, snr_db(ref, got))
+    assert official["not_delegated"] == {"HARD_SWISH": 1}, _fixed(
+        "XNNPACK runs int8 HARD_SWISH", f"not delegated: {official['not_delegated']}",
+        _tools("litert-torch", "ai-edge-quantizer", "ai-edge-litert")).format(
+        _rewrite_can_go("hardswish_as_mul_relu6") + " (Coral's op table still has no "
+        "HARD_SWISH: keep it for the Edge TPU unless the table changed.)")

@@ -322,3 +322,27 @@ def test_explain_names_rule_op_shapes_and_text() -> None:
     assert "warning: constant parameters 8,388,609 bytes" in text
     assert report.tpu_op_fraction == 7 / 8
     assert "edgetpu_compiler would map" not in text
+
+
+def test_every_rule_says_what_would_have_to_change() -> None:
+    from models.export.edgetpu_rules import CHANGES
+
+    assert set(CHANGES) == {rule.name for rule in RULES}
+    assert all(len(text) > 10 for text in CHANGES.values())
+
+
+def test_layers_to_change_name_the_module_and_the_rewrite(converted) -> None:
+    """Full integer leaves no float fallback: the case names each layer to change, by its
+    PyTorch module, with the change (an op outside the table: the export rewrite for it)."""
+    from models.export.edgetpu import layers_text
+
+    report = converted("supported_op")  # conv -> F.hardswish: HARD_SWISH
+    named = report.layers_to_change(lambda tensor: "backbone.act" if "Hardswish" in tensor
+                                    or "hardswish" in tensor else None)
+    rows = [r for r in named if r["rule"] == "supported_op"]
+    assert rows and rows[0]["ops"][0].startswith("HARD_SWISH op ")
+    assert "hardswish_as_mul_relu6" in rows[0]["change"]
+    text = layers_text(named)
+    assert text.startswith("layers that would have to change for the Edge TPU")
+    assert "HARD_SWISH op" in text and "supported_op" in text
+    assert converted("passes").layers_to_change() == []

@@ -10,13 +10,16 @@ from models.registry import get_spec
 from models.runtimes.tflite_profile import profile_tflite
 
 LITE = "deeplabv3plus_mnv3_lite"
+LITE_OFFICIAL = "deeplabv3plus_mnv3_lite_official"  # without export rewrite hardswish_as_mul_relu6
 
 
 @pytest.fixture(scope="module")
 def lite_files() -> dict:
     spec = get_spec(LITE)
     session = ReferenceStore().session(spec)
-    return {fmt: session.export(fmt).path for fmt in ("tflite_fp32", "tflite_fp16", "tflite_int8")}
+    files = {fmt: session.export(fmt).path for fmt in ("tflite_fp32", "tflite_fp16", "tflite_int8")}
+    official = ReferenceStore().session(get_spec(LITE_OFFICIAL))
+    return files | {"official_int8": official.export("tflite_int8").path}
 
 
 def test_every_op_is_timed_and_the_sum_accounts_for_the_whole(lite_files) -> None:
@@ -30,7 +33,7 @@ def test_every_op_is_timed_and_the_sum_accounts_for_the_whole(lite_files) -> Non
 def test_int8_hard_swish_falls_out_of_xnnpack_and_is_named(lite_files) -> None:
     """MobileNetV3's int8 HARD_SWISH has no XNNPACK kernel here: each one splits the graph
     into another partition and runs on the reference kernels."""
-    profile = profile_tflite(lite_files["tflite_int8"], threads=1)
+    profile = profile_tflite(lite_files["official_int8"], threads=1)
     summary = profile.summary()
     assert summary["not_delegated"] == {"HARD_SWISH": 19}, summary["not_delegated"]
     assert summary["partitions"] == 20
@@ -39,6 +42,12 @@ def test_int8_hard_swish_falls_out_of_xnnpack_and_is_named(lite_files) -> None:
     text = profile_text(summary | {"cpu": "this CPU"})
     assert text.startswith("XNNPACK takes 119 of 138 ops in 20 partition(s); not delegated: "
                            "HARD_SWISH x19 ("), text
+
+
+def test_int8_with_the_hardswish_rewrite_is_one_xnnpack_partition(lite_files) -> None:
+    summary = profile_tflite(lite_files["tflite_int8"], threads=1).summary()
+    assert summary["not_delegated"] == {} and summary["partitions"] == 1, summary
+    assert "HARD_SWISH" not in summary["by_type"]
 
 
 def test_fp16_weight_dequantize_is_timed_inside_the_op_that_uses_it(lite_files) -> None:

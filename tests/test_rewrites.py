@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models import semivl  # noqa: E402
+from models import deeplabv3plus, semivl  # noqa: E402
 from models.export import FORMATS, ExportSession  # noqa: E402
 from models.export.request import ExportRequest  # noqa: E402
 from models.export.rewrites import REWRITES, applied, rewrites_for  # noqa: E402
@@ -20,10 +20,14 @@ from models.registry import InputSpec, ModelSpec, count_parameters, get_spec  # 
 # Largest change a rewrite may make to PyTorch's outputs (absolute). The skip repeat only
 # moves values: exact. The similarity as a linear layer may reorder float32 sums of unit
 # vectors: float noise, 1e-6 on cosines in [-1, 1], 1e-5 on the logits (|logits| < 10).
+# hard-swish as (x / 6) * relu6(x + 3) rounds differently from x * relu6(x + 3) / 6: one ulp of
+# each activation (|x| < 8 here: 1e-6), carried through 15 blocks to the logits.
 TOLERANCE = {
     "up_skip_repeat_3d": {"step": 0.0, "logits": 0.0},
     "similarity_as_linear": {"step": 1e-6, "logits": 1e-5},
+    "hardswish_as_mul_relu6": {"step": 1e-6, "logits": 1e-4},
 }
+SEMIVL_REWRITES = sorted(n for n, r in REWRITES.items() if r.family == "semivl")
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +35,29 @@ def small() -> semivl.SemiVL:
     return semivl.build_semivl(semivl.SMALL_CONFIG, seed=3)
 
 
+@pytest.fixture(scope="module")
+def lite() -> deeplabv3plus.DeepLabV3Plus:
+    return deeplabv3plus.build_deeplabv3plus(21, lite=True, seed=3)
+
+
 def _image(seed: int = 0, batch: int = 2) -> torch.Tensor:
     images = np.random.default_rng(seed).uniform(0, 1, (batch, 3, 256, 256))
     return torch.from_numpy(semivl.preprocess(images)["image"])
 
 
-def _step_inputs(model: semivl.SemiVL, name: str) -> tuple[torch.nn.Module, tuple]:
+def _step_inputs(model: torch.nn.Module, name: str) -> tuple[torch.nn.Module, tuple]:
     """The module a rewrite replaces a method of, and arguments for that method."""
-    x = _image()
-    features = model.backbone(x)
     if name == "up_skip_repeat_3d":
         return model.decode_head.up1, (torch.randn(2, 16, 32, 32), 21)
     if name == "similarity_as_linear":
-        return model.decode_head, (features[-1], model.text_embeddings)
+        return model.decode_head, (model.backbone(_image())[-1], model.text_embeddings)
+    if name == "hardswish_as_mul_relu6":  # over hard-swish's kinks at -3 and 3, and beyond
+        return model.low_level[0][2], (torch.linspace(-8, 8, 4001).reshape(1, 1, 1, -1),)
     raise AssertionError(f"no inputs for rewrite {name}: add them with its tolerance")
+
+
+def _copies(args: tuple) -> tuple:
+    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
 
 
 def test_every_rewrite_has_a_tolerance_a_canary_and_a_bug() -> None:
@@ -57,18 +70,23 @@ def test_every_rewrite_has_a_tolerance_a_canary_and_a_bug() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(REWRITES))
-def test_rewrite_leaves_pytorch_outputs_unchanged(small: semivl.SemiVL, name: str) -> None:
+def test_rewrite_leaves_pytorch_outputs_unchanged(request: pytest.FixtureRequest,
+                                                  name: str) -> None:
     rewrite = REWRITES[name]
     tol = TOLERANCE[name]
+    model = request.getfixturevalue({"semivl": "small", "deeplabv3plus": "lite"}[rewrite.family])
     torch.manual_seed(0)
-    module, args = _step_inputs(small, name)
+    module, args = _step_inputs(model, name)
     x = _image(1)
     with torch.no_grad():
-        official_step, official = getattr(module, rewrite.method)(*args), small(x)
-        with applied(small, [name]):
+        # Clones: torchvision's hard-swish is in place.
+        official_step = getattr(module, rewrite.method)(*_copies(args))
+        official = model(x)
+        with applied(model, [name]):
             # The method really is the workaround here, and the call goes through it.
             assert getattr(module, rewrite.method).__func__ is rewrite.replacement
-            step, logits = getattr(module, rewrite.method)(*args), small(x)
+            step = getattr(module, rewrite.method)(*_copies(args))
+            logits = model(x)
     assert rewrite.method not in vars(module)  # restored
     torch.testing.assert_close(step, official_step, rtol=0, atol=tol["step"])
     torch.testing.assert_close(logits, official, rtol=0, atol=tol["logits"])
@@ -76,13 +94,14 @@ def test_rewrite_leaves_pytorch_outputs_unchanged(small: semivl.SemiVL, name: st
 
 def test_rewrites_keep_parameters_and_state_dict(small: semivl.SemiVL) -> None:
     before = {k: v.clone() for k, v in small.state_dict().items()}
-    with applied(small, list(REWRITES)):
+    with applied(small, SEMIVL_REWRITES):
         during = small.state_dict()
         assert list(during) == list(before)
         for key, value in before.items():
             assert torch.equal(during[key], value), key
         assert count_parameters(small) == get_spec("semivl_small").expected_params
-    assert all(rw.method not in vars(m) for rw in REWRITES.values() for m in small.modules())
+    assert all(REWRITES[n].method not in vars(m) for n in SEMIVL_REWRITES
+               for m in small.modules())
 
 
 def test_applied_restores_the_model_when_the_conversion_fails(small: semivl.SemiVL) -> None:
@@ -107,7 +126,7 @@ def test_bad_rewrite_names_and_targets_are_one_clear_line(small: semivl.SemiVL) 
 
 def test_semivl_specs_apply_every_rewrite_and_the_official_spec_none() -> None:
     for name in ("semivl_small", "semivl_vitb16"):
-        assert set(get_spec(name).rewrites) == set(REWRITES), name
+        assert set(get_spec(name).rewrites) == set(SEMIVL_REWRITES), name
     official, small = get_spec("semivl_small_official"), get_spec("semivl_small")
     assert official.rewrites == ()
     # Same model and weights: only the conversion differs.
@@ -116,6 +135,16 @@ def test_semivl_specs_apply_every_rewrite_and_the_official_spec_none() -> None:
     for name in REWRITES:
         assert rewrites_for([name], "tflite_fp32") == (name,)
         assert rewrites_for([name], "onnx") == ()
+
+
+def test_deeplab_specs_rewrite_hardswish_and_the_official_lite_not() -> None:
+    for name in ("deeplabv3plus_mnv3_lite", "deeplabv3plus_mnv3_conventional"):
+        assert get_spec(name).rewrites == ("hardswish_as_mul_relu6",), name
+    official = get_spec("deeplabv3plus_mnv3_lite_official")
+    lite = get_spec("deeplabv3plus_mnv3_lite")
+    assert official.rewrites == () and official.build is lite.build
+    assert official.fixture_weights is lite.fixture_weights
+    assert official.formats == ("tflite_int8", "edgetpu")
 
 
 # ------------------------------------------------------------------ through ExportSession

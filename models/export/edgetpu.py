@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.export.edgetpu_graph import Op, read_graph
-from models.export.edgetpu_rules import RULES, Rule
+from models.export.edgetpu_rules import CHANGES, OP_CHANGES, RULES, Rule
 from models.export.request import ExportRequest
 
 # "The Edge TPU includes a small amount of RAM that's used to store the model's parameter
@@ -98,6 +99,27 @@ class EdgeTPUCompatibility:
         """Constant parameter bytes over the Edge TPU's 8 MiB on-chip memory."""
         return self.parameter_bytes / EDGETPU_SRAM_BYTES
 
+    def layers_to_change(self, module_of: Callable[[str], str | None] | None = None
+                         ) -> list[dict]:
+        """Each layer that breaks a rule, with its ops and what would have to change.
+
+        `module_of` maps an op's output tensor name to the PyTorch module that made it; a
+        layer without one is named by its tensor. One row per (layer, rule), in op order.
+        """
+        rows: dict[tuple[str, str], dict] = {}
+        for v in self.violations:
+            tensor = v.op.outputs[0].name if v.op.outputs else f"op {v.op.index}"
+            layer = (module_of(tensor) if module_of else None) or tensor.split(";")[0]
+            if "/" not in layer:  # made by the top module's own forward, not a submodule
+                layer = f"{layer.rsplit('.', 1)[-1]}.forward"
+            row = rows.setdefault((layer, v.rule.name), {
+                "layer": layer, "rule": v.rule.name, "ops": [],
+                "change": OP_CHANGES.get(v.op.name) if v.rule.name == "supported_op"
+                else None})
+            row["change"] = row["change"] or CHANGES[v.rule.name]
+            row["ops"].append(f"{v.op.name} op {v.op.index}")
+        return list(rows.values())
+
     def explain(self) -> str:
         """A few lines: each violated rule with its first op, shapes and Coral's text."""
         if self.compatible:
@@ -122,6 +144,21 @@ class EdgeTPUCompatibility:
         else:
             lines.append(f"parameters: {size}, {share}")
         return "\n  ".join(lines)
+
+
+def layers_text(layers: list[dict], shown: int = 6) -> str:
+    """'layers that would have to change for the Edge TPU: LAYER (OPS; RULE): CHANGE ...'."""
+    if not layers:
+        return "no layer would have to change for the Edge TPU"
+    lines = []
+    for row in layers[:shown]:
+        ops = ", ".join(row["ops"][:3]) + (f" and {len(row['ops']) - 3} more"
+                                           if len(row["ops"]) > 3 else "")
+        lines.append(f"{row['layer']} ({ops}; {row['rule']}): {row['change']}")
+    if len(layers) > shown:
+        lines.append(f"and {len(layers) - shown} more layers")
+    return ("layers that would have to change for the Edge TPU (full integer, no float "
+            "fallback):\n  " + "\n  ".join(lines))
 
 
 def check_edgetpu_compatibility(path: Path) -> EdgeTPUCompatibility:

@@ -326,3 +326,40 @@ RULES: tuple[Rule, ...] = (
          _strided_slice_unit_strides),
 )
 RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}
+
+# What the model would have to change to meet each rule. A CPU recipe keeps a costly layer in
+# float; the Edge TPU runs only 8-bit integer ops, so there the layer itself has to change.
+CHANGES: dict[str, str] = {
+    "supported_op": "express the layer with operations in the table",
+    "full_integer": "quantise this tensor to 8 bits (no float fallback on the Edge TPU); where "
+                    "int8 costs accuracy here, narrow its range in the model (clip, normalise, "
+                    "or split an output whose rows span different ranges)",
+    "int8_activations": "produce 8-bit activations: int16/int32 ones (a w8a16 or mixed recipe) "
+                        "cannot run on the Edge TPU; narrow the range instead",
+    "quantize_at_boundary": "remove the requantisation: its consumer needs one scale on all "
+                            "inputs (a CONCATENATION after a resize, which keeps its input's "
+                            "scale); give the producer that scale, or join tensors of matching "
+                            "ranges",
+    "static_shapes": "export with fixed input sizes",
+    "constant_parameters": "make the weights and bias constants of the file",
+    "tensor_rank": "reshape so that at most the 3 innermost dimensions exceed 1",
+    "no_fused_activation": "apply the activation as an op of its own after this one",
+    "concatenation_constant_input": "concatenate computed tensors only, or pad with zeros (PAD)",
+    "conv_same_dilation": "use the same dilation in x and y",
+    "fully_connected_default_weights": "store the weights in the default format",
+    "fully_connected_1d_output": "flatten so that the output is 1-D, or use a 1x1 convolution",
+    "mean_axes": "reduce along x and y only (or z in multiples of 4)",
+    "reduce_no_batch": "keep the batch axis out of the reduction",
+    "pad_no_batch": "pad along x and y only",
+    "pack_no_batch": "pack along another axis than batch",
+    "prelu_alpha_1d": "use a per-channel (1-D) alpha",
+    "resize_3d": "resize 3-D (y, x, z) tensors",
+    "softmax_1d": "move the softmax into post-processing on the host, or flatten it to 1-D "
+                  "(at most 16,000 elements)",
+    "squeeze_leading_ones": "squeeze leading 1s only (no relayout)",
+    "strided_slice_unit_strides": "slice with unit strides, without ellipsis or new-axis masks",
+}
+# Ops outside the table that an export rewrite (models/export/rewrites.py) replaces.
+OP_CHANGES: dict[str, str] = {
+    "HARD_SWISH": "export rewrite hardswish_as_mul_relu6 (MUL, and ADD with a fused RELU6)",
+}

@@ -33,6 +33,7 @@ class Rewrite:
     tool: str  # the converter with the bug, with the version it was seen in
     bug: str  # the symptom, in numbers
     canary: str  # test in tests/test_converter_canaries.py that pins the bug
+    family: str = "semivl"  # the model family whose modules it targets
 
 
 # ---------------------------------------------------------------- the equivalent forms
@@ -53,6 +54,15 @@ def similarity_as_linear(self: semivl.VLGHead, embedding: Tensor, text: Tensor) 
     return similarity.reshape(batch, text.shape[0], height, width)
 
 
+def hardswish_scaled_first(self: nn.Hardswish, x: Tensor) -> Tensor:
+    """hard-swish as (x / 6) * relu6(x + 3): a MUL and an ADD with a fused RELU6 in TFLite.
+
+    litert-torch folds the textbook x * relu6(x + 3) / 6 (and x * hardsigmoid(x)) back into
+    one HARD_SWISH op; with the scale applied to x first it keeps the two ops.
+    """
+    return (x * (1.0 / 6.0)) * F.relu6(x + 3.0)
+
+
 REWRITES: dict[str, Rewrite] = {r.name: r for r in (
     Rewrite("up_skip_repeat_3d", semivl.Up, "repeat_skip", repeat_skip_3d, ("tflite_fp32",),
             tool="litert-torch 0.10.0",
@@ -67,6 +77,13 @@ REWRITES: dict[str, Rewrite] = {r.name: r for r in (
                 "every output is the zero point: minimal module SNR 0 dB; semivl_small int8 "
                 "argmax agreement 1.7% (78.5% with the rewrite)",
             canary="test_int8_einsum_with_constant_text_is_still_zeroed"),
+    Rewrite("hardswish_as_mul_relu6", nn.Hardswish, "forward", hardswish_scaled_first,
+            ("tflite_fp32",),
+            tool="ai-edge-litert 2.3.0 (XNNPACK) on litert-torch 0.10.0's HARD_SWISH",
+            bug="int8 HARD_SWISH has no XNNPACK kernel: DeepLabv3+ lite's 19 run on TFLite's "
+                "reference kernels and cut the int8 graph into 20 partitions; Coral's op table "
+                "has no HARD_SWISH either, so the Edge TPU would run only the stem conv",
+            canary="test_xnnpack_int8_hard_swish_is_still_undelegated", family="deeplabv3plus"),
 )}
 
 
