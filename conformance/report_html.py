@@ -56,7 +56,7 @@ RUNTIME_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Info the case section draws as something other than a key/value line.
 _DRAWN_INFO = ("per_class_iou", "layer_table", "known_failure", "key_metric",
                "first_divergent_layer", "localised_image", "op_counts", "per_output",
-               "int8_sensitivity", "int8_repair", "op_profile")
+               "int8_sensitivity", "int8_repair", "op_profile", "layers_to_change")
 # The figures a repair trial shows (the decision metrics its budget judges).
 REPAIR_SHOWN = ("argmax_agreement", "agreement_miou", "cosine", "snr_db")
 _IDENTITY_INFO = ("artifact", "weights_sha256", "weights", "converter", "rewrites", "runtime",
@@ -607,6 +607,7 @@ def _suite_block(entry: Mapping[str, Any], figures: Sequence[Figure]) -> str:
         parts.append(per_class_iou_svg(iou, info.get("worst_class")))
     if isinstance(info.get("op_counts"), Mapping):
         parts.append(_op_counts_html(info["op_counts"]))
+    parts.append(_layers_to_change_html(info.get("layers_to_change")))
     if figures:
         parts.append(_figures_html(figures, iou if isinstance(iou, list) else None))
     return f'<div class="sc-suite sc-{entry["outcome"]}">{"".join(parts)}</div>'
@@ -729,6 +730,25 @@ def _op_counts_html(op_counts: Mapping[str, Any]) -> str:
     chips = "".join(f'<span class="sc-chip">{_e(op)} {_e(count)}</span>' for op, count in
                     sorted(op_counts.items(), key=lambda kv: -_float(kv[1])))
     return f'<p class="sc-ops"><b>Ops:</b> {chips}</p>'
+
+
+def _layers_to_change_html(layers: Any, shown: int = 12) -> str:
+    """Edge TPU: each layer that breaks a rule of the static check, and what must change."""
+    if not isinstance(layers, list) or not layers:
+        return ""
+    rows = []
+    for row in layers[:shown]:
+        if not isinstance(row, Mapping):
+            continue
+        ops = list(row.get("ops") or [])
+        listed = ", ".join(ops[:4]) + (f" (+{len(ops) - 4})" if len(ops) > 4 else "")
+        rows.append(f"<tr><td>{_e(row.get('layer'))}</td><td>{_e(listed)}</td>"
+                    f"<td>{_e(row.get('rule'))}</td><td>{_e(row.get('change'))}</td></tr>")
+    more = f" (the first {shown} of {len(layers)})" if len(layers) > shown else ""
+    return (f'<p class="sc-layer"><b>Layers that would have to change for the Edge TPU</b>'
+            f"{more}: full integer, no float fallback.</p>"
+            '<table class="segconform sc-layers"><thead><tr><th>layer</th><th>ops</th>'
+            f"<th>rule</th><th>change</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 
 def _figures_html(figures: Sequence[Figure], iou: list[Any] | None) -> str:

@@ -427,3 +427,15 @@ def test_per_output_figures_sit_beside_the_budget_they_answer_to() -> None:
     assert '<tr><td>cosine</td><td>≥ 0.98</td><td class="sc-bad">0.973</td><td>0.993</td>' \
         in table
     assert "<tr><td>snr_db</td><td></td><td>14</td><td>—</td></tr>" in table
+
+
+def test_edgetpu_case_shows_the_layers_that_would_have_to_change() -> None:
+    layers = [{"layer": "low_level.0.2", "ops": [f"HARD_SWISH op {i}" for i in range(6)],
+               "rule": "supported_op", "change": "export rewrite hardswish_as_mul_relu6"}]
+    table = report_html._layers_to_change_html(layers)
+    assert "Layers that would have to change for the Edge TPU" in table
+    assert ("<tr><td>low_level.0.2</td><td>HARD_SWISH op 0, HARD_SWISH op 1, HARD_SWISH op 2, "
+            "HARD_SWISH op 3 (+2)</td><td>supported_op</td>"
+            "<td>export rewrite hardswish_as_mul_relu6</td></tr>") in table
+    assert report_html._layers_to_change_html([]) == ""
+    assert "layers_to_change" in report_html._DRAWN_INFO  # not also a raw key/value line
