@@ -44,4 +44,3 @@ def test_edgetpu_compatible(case: Case, context: CaseContext, references) -> Non
                           metrics, context.budget,
                           hint=f"{report.explain()}\n{layers_text(layers)}")
     context.settle(metrics, failure)
-

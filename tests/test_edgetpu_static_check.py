@@ -335,14 +335,19 @@ def test_layers_to_change_name_the_module_and_the_rewrite(converted) -> None:
     """Full integer leaves no float fallback: the case names each layer to change, by its
     PyTorch module, with the change (an op outside the table: the export rewrite for it)."""
     from models.export.edgetpu import layers_text
+    from models.localise import tflite_module_namer
 
     report = converted("supported_op")  # conv -> F.hardswish: HARD_SWISH
-    named = report.layers_to_change(lambda tensor: "backbone.act" if "Hardswish" in tensor
-                                    or "hardswish" in tensor else None)
+    named = report.layers_to_change(lambda tensor: "backbone.act")  # a namer that knows it
     rows = [r for r in named if r["rule"] == "supported_op"]
-    assert rows and rows[0]["ops"][0].startswith("HARD_SWISH op ")
+    assert rows and rows[0]["layer"] == "backbone.act", rows
+    assert rows[0]["ops"][0].startswith("HARD_SWISH op ")
     assert "hardswish_as_mul_relu6" in rows[0]["change"]
     text = layers_text(named)
     assert text.startswith("layers that would have to change for the Edge TPU")
     assert "HARD_SWISH op" in text and "supported_op" in text
     assert converted("passes").layers_to_change() == []
+    # The real namer: F.hardswish in ConvThen's own forward belongs to no submodule.
+    factory, _ = BREAKS["supported_op"]
+    rows = report.layers_to_change(tflite_module_namer(factory()))
+    assert [r["layer"] for r in rows if r["rule"] == "supported_op"] == ["ConvThen.forward"]

@@ -109,14 +109,15 @@ class EdgeTPUCompatibility:
         rows: dict[tuple[str, str], dict] = {}
         for v in self.violations:
             tensor = v.op.outputs[0].name if v.op.outputs else f"op {v.op.index}"
-            layer = (module_of(tensor) if module_of else None) or tensor.split(";")[0]
-            if "/" not in layer:  # made by the top module's own forward, not a submodule
-                layer = f"{layer.rsplit('.', 1)[-1]}.forward"
+            layer = module_of(tensor) if module_of else None
+            if layer is None:
+                path = tensor.split(";")[0]
+                # No submodule in the path: the top module's own forward made it.
+                layer = path if "/" in path else f"{path.rsplit('.', 1)[-1]}.forward"
+            change = OP_CHANGES.get(v.op.name) if v.rule.name == "supported_op" else None
             row = rows.setdefault((layer, v.rule.name), {
                 "layer": layer, "rule": v.rule.name, "ops": [],
-                "change": OP_CHANGES.get(v.op.name) if v.rule.name == "supported_op"
-                else None})
-            row["change"] = row["change"] or CHANGES[v.rule.name]
+                "change": change or CHANGES[v.rule.name]})
             row["ops"].append(f"{v.op.name} op {v.op.index}")
         return list(rows.values())
 
