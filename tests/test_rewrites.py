@@ -209,6 +209,22 @@ def test_session_applies_rewrites_for_their_formats_only_and_records_them(
 
 
 @pytest.mark.usefixtures("probe_formats")
+def test_an_edited_rewrite_makes_a_new_artifact(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.export as export
+
+    session = _up_session(tmp_path, ("up_skip_repeat_3d",))
+    before = {f: session.key(FORMATS[f]) for f in ("tflite_fp32", "tflite_int8", "torchscript")}
+    real = export.source_digest
+    monkeypatch.setattr(export, "source_digest", lambda module: "edited" if
+                        module == "models.export.rewrites" else real(module))
+    after = {f: session.key(FORMATS[f]) for f in before}
+    assert after["tflite_fp32"] != before["tflite_fp32"]
+    assert after["tflite_int8"] != before["tflite_int8"]  # through its upstream
+    assert after["torchscript"] == before["torchscript"]  # no rewrite applies to it
+
+
+@pytest.mark.usefixtures("probe_formats")
 def test_session_names_an_unknown_rewrite(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"model up_only: unknown export rewrite"):
         _up_session(tmp_path, ("up_skip_repeat_5d",)).export("tflite_fp32")

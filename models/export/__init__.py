@@ -105,6 +105,8 @@ class ExportSession:
             "family_source": source_digest(family_module(self.spec)),
             "architecture_versions": library_versions(libraries),
         }
+        if self.rewrites(fmt):  # an edited rewrite is another conversion
+            recipe["rewrites_source"] = source_digest("models.export.rewrites")
         if fmt.tools:  # e.g. whether edgetpu_compiler ran, and which one
             recipe["tools"] = {tool: tool_version(tool) for tool in fmt.tools}
         return recipe
