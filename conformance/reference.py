@@ -27,6 +27,7 @@ FIXTURE_WEIGHTS_VERSION = "1"
 EVAL_SEED, TRAIN_SEED = 2, 1
 CALIBRATION_SEED = TRAIN_SEED + 100  # synthetic calibration images: a seed of their own
 CALIBRATION_COUNT = 16  # default --calibration-count
+NamedArrays = list[dict[str, np.ndarray]]  # per image, arrays by input or output name
 
 
 @dataclass
@@ -95,6 +96,7 @@ class ReferenceStore:
         self.cache_dir = cache_dir
         self._references: dict[str, Reference] = {}
         self._sessions: dict[str, ExportSession] = {}
+        self._photos: dict[str, tuple[NamedArrays, NamedArrays]] = {}
 
     def judges_fixture(self, spec: ModelSpec, fmt: str) -> bool:
         """Whether (spec, fmt) is the suite's own export of its fixture weights: no
@@ -106,6 +108,18 @@ class ReferenceStore:
         if spec.name not in self._references:
             self._references[spec.name] = self._build(spec)
         return self._references[spec.name]
+
+    def photos(self, spec: ModelSpec) -> tuple[NamedArrays, NamedArrays]:
+        """(inputs, PyTorch outputs) of the fixture evaluation photos, for a model whose
+        parity set is synthetic (remedies are shown on both)."""
+        if spec.name not in self._photos:
+            from fixtures.images import evaluation_photos
+
+            ref = self.get(spec)
+            images = to_nchw01([img for _, img in evaluation_photos()], spec.input_size)
+            inputs = _split(spec, images)
+            self._photos[spec.name] = inputs, [run_eager(ref.model, spec, x) for x in inputs]
+        return self._photos[spec.name]
 
     def session(self, spec: ModelSpec) -> ExportSession:
         """The export session for `spec`'s reference weights."""

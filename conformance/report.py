@@ -26,6 +26,7 @@ import pytest
 
 from conformance import report_html
 from conformance.case_context import case_identity
+from conformance.remedies import repair_rows
 from conformance.report_schema import OUTCOMES, SCHEMA_ID, validate
 from conformance.results import RESULT_KEY, CaseResult
 
@@ -200,6 +201,7 @@ def results_document(results: Iterable[dict[str, Any]], exit_status: int) -> dic
         "summary": {"total": len(results), **{o: counts.get(o, 0) for o in OUTCOMES},
                     "exit_status": exit_status},
         "results": results,
+        "repairs": repair_rows(results),
     }
 
 

@@ -69,13 +69,18 @@ Figure = Sequence[str]  # caption, MIME type, base64 data
 def summary_html(results: Iterable[Mapping[str, Any]],
                  figures: Mapping[str, Sequence[Figure]] | None = None,
                  baseline: str | None = None) -> str:
-    """The whole summary block: verdict, matrix, regressions, latency, runtimes, cases."""
+    """The whole summary block: verdict, matrix, regressions, remedies, latency, runtimes,
+    cases."""
     results = [dict(r) for r in results]
     figures = figures or {}
+    # report_remedies builds on this module's helpers: imported here, not at the top.
+    from conformance.report_remedies import remedies_html
+
     parts = [_CSS, '<div id="segconform-summary">', verdict_html(results),
              verdict_matrix_html(results)]
     if baseline:
         parts.append(regression_html(results, baseline))
+    parts.append(remedies_html(results))
     parts += [latency_html(results), runtimes_html(results), cases_html(results, figures),
               "</div>"]
     return "".join(parts)

@@ -34,6 +34,27 @@ RESULT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
+# A quantised case that failed and what answers it (conformance/remedies.py: repair_rows).
+REPAIR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["suite", "model", "format", "profile", "outcome", "remedies"],
+    "properties": {
+        "suite": {"type": "string"},
+        "model": {"type": "string"},
+        "format": {"type": "string"},
+        "profile": {"type": "string"},
+        "outcome": {"enum": list(OUTCOMES)},
+        "remedies": {"type": "array", "items": {
+            "type": "object", "required": ["name", "after", "outcome"],
+            "properties": {"name": {"type": "string"}, "after": {"type": "string"},
+                           "outcome": {"type": "string"}}}},
+        "searched": {"type": "string"},
+        "layers_to_change": {"type": "integer", "minimum": 0},
+        "upstream": {"type": "string"},
+    },
+    "additionalProperties": False,
+}
+
 RESULTS_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "segconform results",
@@ -65,6 +86,7 @@ RESULTS_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
         },
         "results": {"type": "array", "items": RESULT_SCHEMA},
+        "repairs": {"type": "array", "items": REPAIR_SCHEMA},
     },
     "additionalProperties": False,
 }

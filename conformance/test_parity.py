@@ -13,6 +13,7 @@ from conformance.int8_case import debuggable, repair_case, sensitive_hint, sensi
 from conformance.matrix import Case, format_cases
 from conformance.metrics.parity import figures_by_output, parity_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
+from conformance.remedies import in_a_remedy
 from conformance.runners import calibration_info, load_case_runner
 from models.localise import localisable
 
@@ -49,6 +50,9 @@ def test_parity(case: Case, context: CaseContext, references, request) -> None:
         "images": len(ref.inputs), "artifact": artifact.label,
         "per_output": {name: {k: float(f"{v:.6g}") for k, v in figures.items()}
                        for name, figures in by_output.items()}})
+    if semantic and ref.labels is not None and in_a_remedy(case.model, case.format):
+        # The parity set is synthetic: a remedy is also shown on the fixture photos.
+        context.record(info={"fixture_photos": photo_figures(case, references, runner)})
     if semantic:
         problem = reference_problems(maps, metrics["tie_exempt_fraction"])
         if problem:
@@ -69,6 +73,17 @@ def test_parity(case: Case, context: CaseContext, references, request) -> None:
     regressions = context.regressions(metrics)
     assert not regressions, f"{case} regressed: " + "; ".join(regressions)
     context.settle(metrics, failure)
+
+
+def photo_figures(case: Case, references, runner) -> dict[str, float]:
+    """Decision agreement with PyTorch on the fixture photos (shown, not budgeted: PyTorch's
+    own maps of photos unlike the training scenes can be degenerate; their top share says)."""
+    inputs, outputs = references.photos(case.spec)
+    got = [runner.run(x) for x in inputs]
+    metrics, _ = parity_figures(outputs, got, class_axis=1)
+    maps = [out[case.spec.output_names[0]].argmax(1) for out in outputs]
+    shown = {k: metrics[k] for k in ("argmax_agreement", "agreement_miou")}
+    return {"images": float(len(inputs)), **shown, **reference_figures(maps)}
 
 
 def int8_layers(context: CaseContext, ref, artifact, references) -> dict | None:

@@ -1,0 +1,122 @@
+"""The report's remedies: each declared remedy before and after, and a repair row per failure.
+
+Figures come from the results of this run only (conformance/remedies.py declares the pairs), so
+a before and its after were measured on the same machine in the same session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from conformance.remedies import REMEDIES, Remedy, repair_advice, repair_rows
+from conformance.report_html import (
+    _case_key,
+    _case_link,
+    _e,
+    _is_finite,
+    deciding_text,
+)
+
+Index = dict[tuple[str, str, str], Mapping[str, Any]]  # (suite, model, format) -> result
+# Per suite, the figures a remedy row shows (the ones its targets are stated in).
+SHOWN: dict[str, tuple[str, ...]] = {
+    "parity": ("argmax_agreement", "agreement_miou"),
+    "accuracy": ("miou_ratio", "agreement_miou"),
+    "latency": ("p50_ms", "speedup_vs_eager"),
+    "edgetpu": ("tpu_op_fraction",),
+}
+FLOAT_FORMAT = "tflite_fp32"  # the speed ratio the issue's targets are stated against
+
+
+def remedies_html(results: list[dict[str, Any]]) -> str:
+    """Both tables, for the results of one profile at a time (the first one seen)."""
+    if not results:
+        return ""
+    profile = results[0]["profile"]
+    index: Index = {(r["suite"], r["model"], r["format"]): r for r in results
+                    if r["profile"] == profile}
+    shown = [r for r in REMEDIES if any((s, *case) in index for s in SHOWN
+                                        for case in (r.before, r.after))]
+    parts = []
+    if shown:
+        head = ("<tr><th>remedy</th><th></th><th>case</th><th>parity set: agreement / "
+                "agreement mIoU</th><th>fixture photos: agreement / agreement mIoU (PyTorch "
+                "top-class share)</th><th>held-out set: mIoU ratio / agreement mIoU</th>"
+                f"<th>p50 ms</th><th>speed vs {FLOAT_FORMAT}</th><th>speed vs eager</th>"
+                "<th>Edge TPU ops ahead of first violation</th></tr>")
+        body = "".join(_remedy_rows(remedy, index) for remedy in shown)
+        parts.append(f'<h2>Remedies, before and after ({_e(profile)}, this run)</h2>'
+                     f'<table id="sc-remedies" class="segconform">{head}{body}</table>')
+    rows = repair_rows(results)
+    if rows:
+        body = "".join(_repair_row(row, index) for row in rows if row["profile"] == profile)
+        parts.append('<h2>Repair rows: every quantised case that failed</h2>'
+                     '<table id="sc-repairs" class="segconform"><tr><th>case</th><th>suite'
+                     "</th><th>verdict</th><th>remedy: its after case in this run</th>"
+                     f"<th>otherwise</th></tr>{body}</table>")
+    return "".join(parts)
+
+
+def _remedy_rows(remedy: Remedy, index: Index) -> str:
+    rows = []
+    for label, (model, fmt) in (("before", remedy.before), ("after", remedy.after)):
+        name = (f'<td rowspan="2"><b>{_e(remedy.name)}</b><br/><small>{_e(remedy.change)} '
+                f"(fixes {_e(remedy.fixes)})</small></td>") if label == "before" else ""
+        fp32 = index.get(("latency", remedy.after[0], FLOAT_FORMAT))
+        latency = index.get(("latency", model, fmt))
+        ratio = None
+        if fp32 and latency and _is_finite(fp32["metrics"].get("p50_ms")) \
+                and _is_finite(latency["metrics"].get("p50_ms")):
+            ratio = fp32["metrics"]["p50_ms"] / latency["metrics"]["p50_ms"]
+        photos = (index.get(("parity", model, fmt)) or {}).get("info", {}).get("fixture_photos")
+        cells = [_suite_cell(index, "parity", model, fmt), _photo_cell(photos),
+                 _suite_cell(index, "accuracy", model, fmt),
+                 _suite_cell(index, "latency", model, fmt, ("p50_ms",)),
+                 _text_cell(f"{ratio:.2f}x" if ratio is not None else "not run"),
+                 _suite_cell(index, "latency", model, fmt, ("speedup_vs_eager",), "x"),
+                 _suite_cell(index, "edgetpu", model, fmt)]
+        rows.append(f"<tr>{name}<td>{label}</td><td>{_e(model)} · {_e(fmt)}</td>"
+                    f"{''.join(cells)}</tr>")
+    return "".join(rows)
+
+
+def _suite_cell(index: Index, suite: str, model: str, fmt: str,
+                metrics: tuple[str, ...] | None = None, unit: str = "") -> str:
+    result = index.get((suite, model, fmt))
+    if result is None:
+        return _text_cell("not run")
+    values = [result["metrics"].get(m) for m in metrics or SHOWN[suite]]
+    if not any(_is_finite(v) for v in values):
+        return _text_cell(result["outcome"], result["outcome"])
+    text = " / ".join(f"{v:.4g}{unit}" if _is_finite(v) else "–" for v in values)
+    return _text_cell(f"{text} ({result['outcome']})", result["outcome"])
+
+
+def _photo_cell(photos: Mapping[str, Any] | None) -> str:
+    if not isinstance(photos, Mapping):
+        return _text_cell("not measured")
+    return _text_cell(f"{photos['argmax_agreement']:.4g} / {photos['agreement_miou']:.4g} "
+                      f"({photos['reference_top_class_share']:.0%})")
+
+
+def _text_cell(text: str, outcome: str = "") -> str:
+    css = f' class="sc-cell sc-{_e(outcome)}"' if outcome else ""
+    return f"<td{css}>{_e(text)}</td>"
+
+
+def _repair_row(row: Mapping[str, Any], index: Index) -> str:
+    failed = index[(row["suite"], row["model"], row["format"])]
+    remedies = []
+    for remedy in row["remedies"]:
+        model, fmt = remedy["after"].split("/")
+        after = index.get((row["suite"], model, fmt))
+        figure = f": {deciding_text(after)}" if after else ""
+        remedies.append(f'<span class="sc-{_e(remedy["outcome"])}">{_e(remedy["name"])} → '
+                        f"{_e(model)} · {_e(fmt)} {_e(remedy['outcome'])}{_e(figure)}</span>")
+    fixed = any(r["outcome"] == "passed" for r in row["remedies"])
+    otherwise = "" if fixed else repair_advice(row)
+    return (f"<tr><td>{_case_link(_case_key(failed))}</td><td>{_e(row['suite'])}</td>"
+            f'<td class="sc-cell sc-{_e(row["outcome"])}">{_e(row["outcome"])}: '
+            f"{_e(deciding_text(failed))}</td><td>{'<br/>'.join(remedies) or 'none declared'}"
+            f"</td><td>{_e(otherwise)}</td></tr>")

@@ -1,0 +1,109 @@
+"""Remedies as data: each pair exists in the matrix, and every failed quantised case gets a row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conformance.remedies import REMEDIES, Remedy, repair_advice, repair_rows
+from conformance.report_remedies import remedies_html
+from conformance.report_schema import REPAIR_SCHEMA, validate
+from models.registry import all_specs
+
+
+def _result(suite: str, model: str, fmt: str, outcome: str, **metrics: float) -> dict[str, Any]:
+    return {"suite": suite, "model": model, "format": fmt, "profile": "cpu", "outcome": outcome,
+            "metrics": metrics, "budgets": {}, "info": {}, "message": "",
+            "nodeid": f"t::{suite}-{model}-{fmt}"}
+
+
+def test_every_remedy_is_a_pair_of_cases_the_matrix_runs() -> None:
+    formats = {spec.name: spec.formats for spec in all_specs()}
+    for remedy in REMEDIES:
+        for model, fmt in (remedy.before, remedy.after):
+            assert fmt in formats.get(model, ()), f"{remedy.name}: {model} has no {fmt} row"
+
+
+def test_every_unrewritten_twin_and_recipe_format_is_the_side_of_a_remedy() -> None:
+    # A model kept without its rewrites exists to be a before; a recipe format to be an after.
+    befores = {r.before for r in REMEDIES}
+    afters = {r.after for r in REMEDIES}
+    for spec in all_specs():
+        for fmt in spec.formats:
+            if spec.name.endswith("_official"):
+                assert (spec.name, fmt) in befores, f"{spec.name} {fmt}: no remedy declared"
+            if fmt in ("tflite_int8_mixed", "tflite_w8a16"):
+                assert (spec.name, fmt) in afters, f"{spec.name} {fmt}: no remedy declared"
+
+
+def test_a_remedy_names_known_formats_and_what_it_fixes() -> None:
+    with pytest.raises(ValueError, match="unknown format 'tflite_int4'"):
+        Remedy("x", ("m", "tflite_int8"), ("m", "tflite_int4"), "change", "accuracy")
+    with pytest.raises(ValueError, match="fixes must be accuracy or speed"):
+        Remedy("x", ("m", "tflite_int8"), ("m", "tflite_int8_mixed"), "change", "size")
+
+
+def test_a_failed_int8_case_gets_a_repair_row_with_its_remedies_outcomes() -> None:
+    results = [_result("parity", "semivl_small", "tflite_int8", "xfailed", argmax_agreement=0.95),
+               _result("parity", "semivl_small", "tflite_int8_mixed", "passed"),
+               _result("parity", "semivl_small", "tflite_w8a16", "failed"),
+               _result("parity", "semivl_small", "tflite_fp32", "passed"),
+               _result("parity", "semivl_small", "onnx", "failed"),  # float: no repair row
+               _result("accuracy", "semivl_small", "tflite_fp16", "passed")]
+    rows = repair_rows(results)
+    assert [(r["suite"], r["format"]) for r in rows] == [("parity", "tflite_int8"),
+                                                        ("parity", "tflite_w8a16")]
+    assert rows[0]["remedies"] == [
+        {"name": "int8 recipe fixtures/int8_recipes/semivl_small.json",
+         "after": "semivl_small/tflite_int8_mixed", "outcome": "passed"},
+        {"name": "int16 activations (w8a16)", "after": "semivl_small/tflite_w8a16",
+         "outcome": "failed"}]
+    assert rows[1]["remedies"] == []
+    assert repair_advice(rows[1]).startswith("no remedy declared: pytest --int8-repair")
+    for row in rows:
+        assert validate(row, REPAIR_SCHEMA) == []
+
+
+def test_a_remedy_not_run_says_so_and_a_search_or_tpu_answer_is_carried() -> None:
+    searched = _result("parity", "semivl_small", "tflite_int8", "failed")
+    searched["info"]["int8_repair"] = {"summary": "no recipe passed the budget (tried int16 x1)"}
+    tpu = _result("edgetpu", "deeplabv3plus_mnv3_lite", "edgetpu", "xfailed")
+    tpu["info"]["layers_to_change"] = [{"layer": "aspp.branches.4"}, {"layer": "TOP.forward"}]
+    rows = repair_rows([searched, tpu])
+    assert rows[1]["remedies"][0]["outcome"] == "not run"
+    assert repair_advice(rows[1]) == "repair search: no recipe passed the budget (tried int16 x1)"
+    assert rows[0]["layers_to_change"] == 2
+    assert repair_advice(rows[0]).startswith("full integer only")
+
+
+def test_a_failure_whose_float_upstream_fails_too_is_not_blamed_on_int8() -> None:
+    results = [_result("parity", "semivl_small_official", "tflite_int8", "xfailed"),
+               _result("parity", "semivl_small_official", "tflite_fp32", "xfailed"),
+               _result("parity", "semivl_small", "tflite_int8", "xfailed")]
+    row = next(r for r in repair_rows(results) if r["model"] == "semivl_small_official")
+    assert row["upstream"] == "tflite_fp32 xfailed"
+    assert row["remedies"][0]["outcome"] == "xfailed"
+    assert "fails too: the error comes before quantisation" in repair_advice(row)
+
+
+def test_report_sets_before_and_after_side_by_side_from_this_run() -> None:
+    before, after = ("deeplabv3plus_mnv3_lite_official", "tflite_int8"), \
+        ("deeplabv3plus_mnv3_lite", "tflite_int8")
+    parity = _result("parity", *after, "passed", argmax_agreement=0.9981, agreement_miou=0.9974)
+    parity["info"]["fixture_photos"] = {"images": 4.0, "argmax_agreement": 0.97,
+                                        "agreement_miou": 0.91,
+                                        "reference_top_class_share": 0.62}
+    results = [parity,
+               _result("latency", *before, "passed", p50_ms=32.3, speedup_vs_eager=2.0),
+               _result("latency", *after, "passed", p50_ms=23.4, speedup_vs_eager=2.8),
+               _result("latency", "deeplabv3plus_mnv3_lite", "tflite_fp32", "passed",
+                       p50_ms=65.3)]
+    table = remedies_html(results)
+    assert "export rewrite hardswish_as_mul_relu6" in table
+    assert "<td>0.9981 / 0.9974 (passed)</td>" in table.replace(' class="sc-cell sc-passed"', "")
+    assert "0.97 / 0.91 (62%)" in table
+    # p50 ratio to the after model's fp32 in this run: 65.3 / 32.3 and 65.3 / 23.4.
+    assert "<td>2.02x</td>" in table and "<td>2.79x</td>" in table
+    assert "not run" in table  # the before's parity and the Edge TPU suite are absent here
+    assert "Repair rows" not in table  # nothing quantised failed
