@@ -62,9 +62,13 @@ def sensitive_hint(table: dict, count: int = 3) -> str:
 
 
 def tightened(budget: dict[str, float], headroom: float = HEADROOM) -> dict[str, float]:
-    """Each min_ budget raised and each max_ lowered by `headroom` of its value's scale."""
-    return {key: (min(1.0, limit + headroom) if key.startswith("min_") and limit <= 1.0
-                  else limit * (1 + headroom) if key.startswith("min_")
+    """Each min_ budget raised and each max_ lowered by `headroom` of its value's scale.
+
+    A fraction (a min_ budget at most 1) is raised by `headroom`, but never past half its gap
+    to 1: cosine >= 0.98 becomes 0.99, not an unreachable 1.0.
+    """
+    return {key: (min(limit + headroom, (limit + 1.0) / 2) if key.startswith("min_")
+                  and limit <= 1.0 else limit * (1 + headroom) if key.startswith("min_")
                   else limit * (1 - headroom)) for key, limit in budget.items()}
 
 

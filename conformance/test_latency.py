@@ -20,6 +20,7 @@ from conformance.profiles import load_profiles
 from conformance.reference import run_eager
 from conformance.runners import load_case_runner
 from models.formats import REFERENCE_FORMAT
+from models.runtimes.timing import timing_plan
 
 SUITE = "latency"
 EAGER = REFERENCE_FORMAT
@@ -46,13 +47,14 @@ def _eager(case: Case, references, threads: int):
     return ref, lambda: run_eager(ref.model, case.spec, inputs)
 
 
-def _interleaved_speedup(case: Case, references, threads: int, infer) -> float:
+def _interleaved_speedup(case: Case, references, threads: int, infer,
+                         warmup: int = WARMUP, rounds: int = ROUNDS) -> float:
     """Eager p50 / format p50 from alternating runs, so background load hits both alike."""
     _, eager = _eager(case, references, threads)
     times: dict[str, list[float]] = {"eager": [], "format": []}
-    for _ in range(WARMUP):
+    for _ in range(warmup):
         eager(), infer()
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for name, fn in (("eager", eager), ("format", infer)):
             start = time.perf_counter()
             fn()
@@ -82,11 +84,13 @@ def test_latency(case: Case, context: CaseContext, references, benchmark) -> Non
     if benchmark.disabled:
         pytest.skip("latency not measured: pytest-benchmark is disabled (--benchmark-disable)")
     benchmark.group = f"{case.model} ({context.profile}, {threads} threads)"
-    benchmark.pedantic(infer, rounds=ROUNDS, warmup_rounds=WARMUP, iterations=1)
+    warmup, rounds = timing_plan(infer, WARMUP, ROUNDS)  # fewer rounds for a slow call
+    benchmark.pedantic(infer, rounds=rounds, warmup_rounds=warmup, iterations=1)
     metrics = latency_figures(benchmark.stats.stats.data)
     if case.format != EAGER and _torch_available():
-        metrics["speedup_vs_eager"] = _interleaved_speedup(case, references, threads, infer)
-    context.record(metrics=metrics, info={"rounds": ROUNDS, "warmup": WARMUP})
+        metrics["speedup_vs_eager"] = _interleaved_speedup(case, references, threads, infer,
+                                                           warmup + 1, rounds)
+    context.record(metrics=metrics, info={"rounds": rounds, "warmup": warmup + 1})
     title = f"{case} latency on {context.profile}"
     if case.format != EAGER and profiled(case.format):
         # Where the time goes, op by op: what XNNPACK leaves to the reference kernels.

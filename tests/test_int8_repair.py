@@ -148,3 +148,14 @@ def test_a_recipe_for_another_model_is_refused_in_one_line(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(RecipeError, match=r"bad\.json: not an int8 recipe JSON"):
         load_recipe(tmp_path / "bad.json")
+
+
+def test_search_headroom_raises_a_fraction_but_never_to_an_unreachable_one() -> None:
+    from conformance.int8_case import tightened
+
+    target = tightened({"min_argmax_agreement": 0.95, "min_cosine": 0.98, "min_snr_db": 20.0,
+                        "max_max_rel_err": 0.1})
+    assert target["min_argmax_agreement"] == pytest.approx(0.97)  # + 0.02
+    assert target["min_cosine"] == pytest.approx(0.99)  # half its gap to 1, not 1.0
+    assert target["min_snr_db"] == pytest.approx(20.4)
+    assert target["max_max_rel_err"] == pytest.approx(0.098)

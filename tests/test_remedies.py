@@ -61,6 +61,8 @@ def test_a_failed_int8_case_gets_a_repair_row_with_its_remedies_outcomes() -> No
          "outcome": "failed"}]
     assert rows[1]["remedies"] == []
     assert repair_advice(rows[1]).startswith("no remedy declared: pytest --int8-repair")
+    slow = repair_rows([_result("latency", "semivl_small", "tflite_w8a16", "xfailed")])[0]
+    assert repair_advice(slow).endswith("op profile names the ops outside XNNPACK")
     for row in rows:
         assert validate(row, REPAIR_SCHEMA) == []
 

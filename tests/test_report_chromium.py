@@ -86,6 +86,21 @@ def test_accuracy(request):
     pytest.xfail("known failure, inside its band (miou_ratio = 0.83): int8 similarity")
 
 
+@pytest.mark.parametrize("fmt", ["tflite_int8", "tflite_int8_mixed"])
+def test_remedy(request, fmt):
+    # A declared remedy's pair (conformance/remedies.py): the remedies and repair tables.
+    mixed = fmt == "tflite_int8_mixed"
+    photos = {"images": 4.0, "argmax_agreement": 0.99, "agreement_miou": 0.95,
+              "reference_top_class_share": 0.6, "reference_classes": 5.0}
+    record_case(request, suite="parity", model="semivl_small", format=fmt, profile="cpu",
+                metrics={"argmax_agreement": 0.996 if mixed else 0.948,
+                         "agreement_miou": 0.984 if mixed else 0.894},
+                budgets={"min_argmax_agreement": 0.95, "min_agreement_miou": 0.9},
+                info={"fixture_photos": photos})
+    if not mixed:
+        pytest.xfail("known failure, inside its band: int8 error spread over the network")
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "tflite_int8"])
 def test_gpu(request, fmt):
     record_case(request, suite="parity", model="deeplabv3plus_lite", format=fmt,
@@ -258,6 +273,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_report_renders_offline_verdict_first(rendered: dict[str, Any]) -> None:
     facts = rendered["facts"]
     assert facts["first_heading"] == "Verdict"
+    page = rendered["report"].read_text(encoding="utf-8")
+    # The layout checks below also measure the remedies and repair tables.
+    assert 'id="sc-remedies"' in page and 'id="sc-repairs"' in page
     # Above pytest-html's environment table: the first thing under the title.
     assert facts["summary_top_px"] < 150, facts
     shot = screenshot(rendered["binary"], rendered["report"], SCREENSHOT, rendered["work"])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from models.runtimes.tflite import interpreter_class
+from models.runtimes.timing import timing_plan
 
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE", "TRANSPOSE")  # counted apart: layout and precision
 ROUNDS = 5
@@ -94,10 +95,11 @@ class OpProfile:
 def _median_ms(interpreter, feed: dict[int, np.ndarray]) -> float:
     for index, value in feed.items():
         interpreter.set_tensor(index, value)
-    for _ in range(WARMUP):
+    warmup, rounds = timing_plan(interpreter.invoke, WARMUP, ROUNDS)
+    for _ in range(warmup):
         interpreter.invoke()
     times = []
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         start = time.perf_counter()
         interpreter.invoke()
         times.append(time.perf_counter() - start)

@@ -1,0 +1,23 @@
+"""How often to run a call when timing it: the usual rounds, or fewer for a slow call.
+
+A call over SLOW_CALL_S (int16 activations on TFLite's reference kernels take ~2 s) costs
+seconds per round while its run-to-run noise is small against it, so three rounds give its
+median; the usual rounds stay for fast calls, whose noise needs them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+SLOW_CALL_S = 0.5
+SLOW_WARMUP, SLOW_ROUNDS = 0, 3  # after the probe call, which is itself a warm-up
+
+
+def timing_plan(call: Callable[[], object], warmup: int, rounds: int) -> tuple[int, int]:
+    """Run `call` once (the first warm-up) and return the (warm-up, rounds) still to run."""
+    start = time.perf_counter()
+    call()
+    if time.perf_counter() - start > SLOW_CALL_S:
+        return SLOW_WARMUP, SLOW_ROUNDS
+    return max(warmup - 1, 0), rounds
