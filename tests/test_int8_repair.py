@@ -159,3 +159,9 @@ def test_search_headroom_raises_a_fraction_but_never_to_an_unreachable_one() -> 
     assert target["min_cosine"] == pytest.approx(0.99)  # half its gap to 1, not 1.0
     assert target["min_snr_db"] == pytest.approx(20.4)
     assert target["max_max_rel_err"] == pytest.approx(0.098)
+
+
+def test_an_unknown_calibration_statistic_is_refused_in_one_line(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown calibration statistic 'median'; known: "
+                                         "moving_average, min_max"):
+        quantize_static(tmp_path / "in.tflite", tmp_path / "out.tflite", [], [], "median")

@@ -299,8 +299,9 @@ def test_page_does_not_overflow_a_1400px_window(rendered: dict[str, Any]) -> Non
 
 def test_every_matrix_cell_links_to_its_case_section(rendered: dict[str, Any]) -> None:
     assert _link_problem(rendered["facts"]) is None
-    # 3 cpu cases, 2 gpu, 1 coral, and a row with every format column (eager + every row).
-    assert rendered["facts"]["matrix_cells"] == 6 + 1 + len(FORMATS)
+    # 3 cpu cases, 2 gpu, 1 coral, a row with every format column (eager + every row), and
+    # the remedy pair's two.
+    assert rendered["facts"]["matrix_cells"] == 6 + 1 + len(FORMATS) + 2
 
 
 def test_budget_lines_are_drawn(rendered: dict[str, Any]) -> None:

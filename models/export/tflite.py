@@ -52,7 +52,7 @@ def export_tflite_int8(request: ExportRequest) -> dict:
     from ai_edge_quantizer import recipe
 
     return _static(request, recipe.static_wi8_ai8(),
-                   "ai-edge-quantizer static_wi8_ai8 (min/max, per-channel weights)")
+                   "ai-edge-quantizer static_wi8_ai8 (per-channel weights, moving-average ranges)")
 
 
 def export_tflite_w8a16(request: ExportRequest) -> dict:
