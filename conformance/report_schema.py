@@ -14,16 +14,14 @@ OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 
 # Non-finite floats are written as strings by CaseResult.to_json (JSON has no NaN).
 _NUMBER = {"anyOf": [{"type": "number"}, {"enum": ["nan", "inf", "-inf"]}]}
+CASE_KEYS = ("suite", "model", "format", "profile")  # what names a case in every row
+_CASE = {key: {"type": "string"} for key in CASE_KEYS}
 
 RESULT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["suite", "model", "format", "profile", "metrics", "budgets", "info",
-                 "outcome", "message", "nodeid"],
+    "required": [*CASE_KEYS, "metrics", "budgets", "info", "outcome", "message", "nodeid"],
     "properties": {
-        "suite": {"type": "string"},
-        "model": {"type": "string"},
-        "format": {"type": "string"},
-        "profile": {"type": "string"},
+        **_CASE,
         "metrics": {"type": "object", "additionalProperties": _NUMBER},
         "budgets": {"type": "object", "additionalProperties": _NUMBER},
         "info": {"type": "object"},
@@ -37,12 +35,9 @@ RESULT_SCHEMA: dict[str, Any] = {
 # A quantised case that failed and what answers it (conformance/remedies.py: repair_rows).
 REPAIR_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["suite", "model", "format", "profile", "outcome", "remedies"],
+    "required": [*CASE_KEYS, "outcome", "remedies"],
     "properties": {
-        "suite": {"type": "string"},
-        "model": {"type": "string"},
-        "format": {"type": "string"},
-        "profile": {"type": "string"},
+        **_CASE,
         "outcome": {"enum": list(OUTCOMES)},
         "remedies": {"type": "array", "items": {
             "type": "object", "required": ["name", "after", "outcome"],
