@@ -68,6 +68,13 @@ def _split(spec: ModelSpec, batch: np.ndarray) -> list[dict[str, np.ndarray]]:
     return [spec.preprocess(batch[i : i + 1]) for i in range(len(batch))]
 
 
+def _photo_batch(size: tuple[int, int], count: int | None = None) -> np.ndarray:
+    """The fixture evaluation photos (the first `count`) as one (N, 3, H, W) batch."""
+    from fixtures.images import evaluation_photos
+
+    return to_nchw01([img for _, img in evaluation_photos()][:count], size)
+
+
 def _semantic_set(size: tuple[int, int], count: int, seed: int):
     samples = synthetic_samples(count, size[0], seed=seed)
     images = np.stack([s.image for s in samples]).transpose(0, 3, 1, 2).astype(np.float32)
@@ -113,11 +120,8 @@ class ReferenceStore:
         """(inputs, PyTorch outputs) of the fixture evaluation photos, for a model whose
         parity set is synthetic (remedies are shown on both)."""
         if spec.name not in self._photos:
-            from fixtures.images import evaluation_photos
-
             ref = self.get(spec)
-            images = to_nchw01([img for _, img in evaluation_photos()], spec.input_size)
-            inputs = _split(spec, images)
+            inputs = _split(spec, _photo_batch(spec.input_size))
             self._photos[spec.name] = inputs, [run_eager(ref.model, spec, x) for x in inputs]
         return self._photos[spec.name]
 
@@ -153,9 +157,7 @@ class ReferenceStore:
             return make(size, self.count), None
         if spec.task == "semantic":
             return _semantic_set(size, self.count, EVAL_SEED)
-        from fixtures.images import evaluation_photos
-
-        return to_nchw01([img for _, img in evaluation_photos()][: self.count], size), None
+        return _photo_batch(size, self.count), None
 
     def _calibration(self, spec: ModelSpec) -> tuple[np.ndarray, str]:
         """Calibration batch and what it is; never the evaluation images (fixtures/images.py)."""

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from models.formats import FORMATS, precision_of
+from models.formats import FORMATS, precision_of, upstreams
 
 QUANTISED = ("int8", "float16")  # precision classes a repair row is owed to
 DECISION_SUITES = ("parity", "accuracy", "latency", "prompt_masks", "edgetpu")
@@ -109,12 +109,11 @@ def repair_rows(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row["searched"] = info["int8_repair"].get("summary", "")
         if isinstance(info.get("layers_to_change"), list):
             row["layers_to_change"] = len(info["layers_to_change"])
-        upstream = FORMATS[r["format"]].upstream
-        while upstream and FORMATS[upstream].upstream:  # the float file the chain starts from
-            upstream = FORMATS[upstream].upstream
-        above = index.get((r["suite"], r["model"], upstream, r["profile"])) if upstream else None
+        chain = upstreams(r["format"])
+        source = chain[-1] if chain else None  # the float file the chain starts from
+        above = index.get((r["suite"], r["model"], source, r["profile"])) if source else None
         if above and above["outcome"] in FAILED:
-            row["upstream"] = f"{upstream} {above['outcome']}"
+            row["upstream"] = f"{source} {above['outcome']}"
         rows.append(row)
     return rows
 

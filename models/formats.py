@@ -128,11 +128,16 @@ def precision_of(name: str) -> str | None:
     return row.precision if row else None
 
 
+def upstreams(name: str) -> list[str]:
+    """The formats format `name` is made from, nearest first (edgetpu: tflite_int8, tflite_fp32)."""
+    chain: list[str] = []
+    row = FORMATS.get(name)
+    while row is not None and row.upstream:
+        chain.append(row.upstream)
+        row = FORMATS.get(row.upstream)
+    return chain
+
+
 def calibrated(name: str) -> bool:
     """Whether format `name`'s artifact is made from calibration data, itself or upstream."""
-    row = FORMATS.get(name)
-    while row is not None:
-        if row.uses_calibration:
-            return True
-        row = FORMATS.get(row.upstream) if row.upstream else None
-    return False
+    return any(FORMATS[f].uses_calibration for f in (name, *upstreams(name)) if f in FORMATS)

@@ -130,8 +130,9 @@ def _min_max_calibration(qt, samples: list[dict]) -> dict:
     merged: dict = {}
     for sample in samples:
         for tensor, qsv in qt.calibrate({"serving_default": [sample]}).items():
-            merged[tensor] = min_max_update(merged.get(tensor, {}), qsv) if qsv else \
-                merged.get(tensor, {})
+            known = merged.setdefault(tensor, {})  # a tensor without a range stays empty
+            if qsv:
+                merged[tensor] = min_max_update(known, qsv)
     return merged
 
 
