@@ -109,3 +109,38 @@ def test_report_sets_before_and_after_side_by_side_from_this_run() -> None:
     assert "<td>2.02x</td>" in table and "<td>2.79x</td>" in table
     assert "not run" in table  # the before's parity and the Edge TPU suite are absent here
     assert "Repair rows" not in table  # nothing quantised failed
+
+
+def test_photo_figures_measure_agreement_with_pytorch_on_the_fixture_photos(tmp_path) -> None:
+    import numpy as np
+
+    from conformance.matrix import Case
+    from conformance.reference import ReferenceStore
+    from conformance.test_parity import photo_figures
+    from models.registry import get_spec
+
+    spec = get_spec("deeplabv3plus_mnv3_lite")
+    store = ReferenceStore(cache_dir=tmp_path)
+    inputs, outputs = store.photos(spec)
+    by_input = {id(x): y for x, y in zip(inputs, outputs, strict=True)}
+
+    class Faithful:  # returns PyTorch's own outputs
+        def run(self, x):
+            return by_input[id(x)]
+
+    class Background:  # class 0 everywhere: the constant predictor
+        def run(self, x):
+            logits = np.zeros_like(by_input[id(x)]["logits"])
+            logits[:, 0] = 1.0
+            return {"logits": logits}
+
+    case = Case(spec, "tflite_int8")
+    same = photo_figures(case, store, Faithful())
+    assert len(inputs) == same["images"] == 4
+    assert same["argmax_agreement"] == same["agreement_miou"] == 1.0
+    flat = photo_figures(case, store, Background())
+    # Parity figures are the worst image's: here, the photo with the least background.
+    background = min(float(np.mean(o["logits"].argmax(1) == 0)) for o in outputs)
+    # Pixels whose PyTorch top-2 logits tie within float noise count as agreeing (3e-5 here).
+    assert background <= flat["argmax_agreement"] <= background + 1e-4
+    assert flat["agreement_miou"] < 0.2  # most of PyTorch's classes are lost
