@@ -7,8 +7,7 @@ skips; ratios measured in one run (speed-up vs eager) hold anywhere and are judg
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -26,19 +25,6 @@ def latency_figures(seconds: Sequence[float]) -> dict[str, float]:
                "mean_ms": float(data.mean())}
     metrics["p90_over_p50"] = metrics["p90_ms"] / metrics["p50_ms"]
     return metrics
-
-
-def time_calls(call: Callable[[], object], warmup: int = WARMUP,
-               rounds: int = ROUNDS) -> list[float]:
-    """Seconds per call over `rounds` calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def judge_latency(title: str, metrics: dict[str, float], budget: dict[str, float],

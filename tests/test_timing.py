@@ -18,3 +18,22 @@ def test_a_slow_call_is_timed_over_fewer_rounds() -> None:
         time.sleep(timing.SLOW_CALL_S + 0.05)
 
     assert timing.timing_plan(slow, 3, 7) == (timing.SLOW_WARMUP, timing.SLOW_ROUNDS)
+
+
+def test_time_calls_times_a_slow_call_over_the_slow_rounds_and_counts_its_probe() -> None:
+    calls: list[int] = []
+
+    def slow() -> None:
+        calls.append(1)
+        time.sleep(timing.SLOW_CALL_S + 0.05)
+
+    times, warmup = timing.time_calls(slow, 3, 7)
+    assert len(times) == timing.SLOW_ROUNDS and warmup == timing.SLOW_WARMUP + 1
+    assert len(calls) == warmup + len(times)
+    assert min(times) > timing.SLOW_CALL_S
+
+
+def test_time_calls_keeps_the_usual_rounds_for_a_fast_call() -> None:
+    calls: list[int] = []
+    times, warmup = timing.time_calls(lambda: calls.append(1), 3, 7)
+    assert (len(times), warmup, len(calls)) == (7, 3, 10)

@@ -13,7 +13,6 @@ No torch import here: this module runs where the interpreter runs.
 from __future__ import annotations
 
 import copy
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from models.runtimes.tflite import interpreter_class
-from models.runtimes.timing import timing_plan
+from models.runtimes.timing import time_calls
 
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE", "TRANSPOSE")  # counted apart: layout and precision
 ROUNDS = 5
@@ -95,14 +94,7 @@ class OpProfile:
 def _median_ms(interpreter, feed: dict[int, np.ndarray]) -> float:
     for index, value in feed.items():
         interpreter.set_tensor(index, value)
-    warmup, rounds = timing_plan(interpreter.invoke, WARMUP, ROUNDS)
-    for _ in range(warmup):
-        interpreter.invoke()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
+    times, _ = time_calls(interpreter.invoke, WARMUP, ROUNDS)
     return float(np.median(times)) * 1e3
 
 

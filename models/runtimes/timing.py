@@ -2,7 +2,8 @@
 
 A call over SLOW_CALL_S (int16 activations on TFLite's reference kernels take ~2 s) costs
 seconds per round while its run-to-run noise is small against it, so three rounds give its
-median; the usual rounds stay for fast calls, whose noise needs them.
+median; the usual rounds stay for fast calls, whose noise needs them. One loop for the host
+latency suite, the on-device bundles and the op profile.
 """
 
 from __future__ import annotations
@@ -21,3 +22,16 @@ def timing_plan(call: Callable[[], object], warmup: int, rounds: int) -> tuple[i
     if time.perf_counter() - start > SLOW_CALL_S:
         return SLOW_WARMUP, SLOW_ROUNDS
     return max(warmup - 1, 0), rounds
+
+
+def time_calls(call: Callable[[], object], warmup: int, rounds: int) -> tuple[list[float], int]:
+    """Seconds per timed call under `timing_plan`, and the warm-up calls made (probe included)."""
+    warmup, rounds = timing_plan(call, warmup, rounds)
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times, warmup + 1
