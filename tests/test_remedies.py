@@ -111,6 +111,27 @@ def test_report_sets_before_and_after_side_by_side_from_this_run() -> None:
     assert "Repair rows" not in table  # nothing quantised failed
 
 
+def test_a_mask_model_remedy_shows_prompt_mask_figures_and_its_raw_output_cosine(
+        monkeypatch) -> None:
+    import conformance.report_remedies as report_remedies
+
+    before, after = ("fastsam_s", "tflite_int8"), ("fastsam_s", "edgetpu")
+    remedy = Remedy("output split", before=before, after=after, change="split output0",
+                    fixes="accuracy")
+    monkeypatch.setattr(report_remedies, "REMEDIES", (remedy,))
+    results = [_result("parity", *before, "xfailed", cosine=0.9734, snr_db=12.5),
+               _result("prompt_masks", *before, "passed", mask_iou_mean=0.966,
+                       mask_iou_small=0.99, mask_missing_rate=0.0),
+               _result("accuracy", *after, "passed", miou_ratio=0.5, agreement_miou=0.5)]
+    table = remedies_html(results).replace(' class="sc-cell sc-passed"', "").replace(
+        ' class="sc-cell sc-xfailed"', "")
+    # No argmax figures on a mask model: the parity cell falls back to cosine / SNR.
+    assert "<td>0.9734 / 12.5 (xfailed)</td>" in table
+    # The held-out cell of a mask model is its prompt masks, not a semantic accuracy case.
+    assert "<td>0.966 / 0.99 / 0 (passed)</td>" in table
+    assert "0.5 / 0.5" in table  # the after side has no prompt-mask case: its accuracy shows
+
+
 def test_photo_figures_measure_agreement_with_pytorch_on_the_fixture_photos(tmp_path) -> None:
     import numpy as np
 
