@@ -7,7 +7,6 @@ and, for the repair, the budget), so a warm run pays for neither.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -133,14 +132,8 @@ def _precision(recipe) -> str:
 def _speed_ratio(int8_path: Path, mixed_path: Path, io, inputs: dict[str, np.ndarray]) -> float:
     """p50 of the int8 file over p50 of the repaired one, runs interleaved (>1: repair faster)."""
     from models.runtimes import load_runner
+    from models.runtimes.timing import interleaved_ratio
 
-    runners = [load_runner("tflite_int8", p, io, threads=2) for p in (int8_path, mixed_path)]
-    times: list[list[float]] = [[], []]
-    for runner in runners:
-        runner.run(inputs)  # warm-up
-    for _ in range(SPEED_RUNS):
-        for k, runner in enumerate(runners):
-            start = time.perf_counter()
-            runner.run(inputs)
-            times[k].append(time.perf_counter() - start)
-    return round(float(np.median(times[0]) / np.median(times[1])), 3)
+    int8, mixed = (load_runner("tflite_int8", p, io, threads=2) for p in (int8_path, mixed_path))
+    return round(interleaved_ratio(lambda: int8.run(inputs), lambda: mixed.run(inputs),
+                                   warmup=1, rounds=SPEED_RUNS), 3)

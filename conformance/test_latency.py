@@ -7,9 +7,6 @@ comes from eager and the format run alternately in the same test, so load hits b
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import pytest
 
 from conformance.case_context import CaseContext
@@ -20,7 +17,7 @@ from conformance.profiles import load_profiles
 from conformance.reference import run_eager
 from conformance.runners import load_case_runner
 from models.formats import REFERENCE_FORMAT
-from models.runtimes.timing import timing_plan
+from models.runtimes.timing import interleaved_ratio, timing_plan
 
 SUITE = "latency"
 EAGER = REFERENCE_FORMAT
@@ -51,15 +48,7 @@ def _interleaved_speedup(case: Case, references, threads: int, infer,
                          warmup: int = WARMUP, rounds: int = ROUNDS) -> float:
     """Eager p50 / format p50 from alternating runs, so background load hits both alike."""
     _, eager = _eager(case, references, threads)
-    times: dict[str, list[float]] = {"eager": [], "format": []}
-    for _ in range(warmup):
-        eager(), infer()
-    for _ in range(rounds):
-        for name, fn in (("eager", eager), ("format", infer)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return float(np.median(times["eager"]) / np.median(times["format"]))
+    return interleaved_ratio(eager, infer, warmup, rounds)
 
 
 def _cases() -> list:

@@ -37,3 +37,19 @@ def test_time_calls_keeps_the_usual_rounds_for_a_fast_call() -> None:
     calls: list[int] = []
     times, warmup = timing.time_calls(lambda: calls.append(1), 3, 7)
     assert (len(times), warmup, len(calls)) == (7, 3, 10)
+
+
+def test_interleaved_ratio_is_first_p50_over_second_p50_with_calls_alternating() -> None:
+    order: list[str] = []
+
+    def slow() -> None:
+        order.append("slow")
+        time.sleep(0.02)
+
+    def fast() -> None:
+        order.append("fast")
+        time.sleep(0.005)
+
+    ratio = timing.interleaved_ratio(slow, fast, warmup=1, rounds=5)
+    assert ratio > 2.0  # 20 ms over 5 ms, whatever the sleep overshoot
+    assert order == ["slow", "fast"] * 6

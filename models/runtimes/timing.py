@@ -35,3 +35,19 @@ def time_calls(call: Callable[[], object], warmup: int, rounds: int) -> tuple[li
         call()
         times.append(time.perf_counter() - start)
     return times, warmup + 1
+
+
+def interleaved_ratio(first: Callable[[], object], second: Callable[[], object],
+                      warmup: int, rounds: int) -> float:
+    """p50 of `first` over p50 of `second`, timed alternately so background load hits both."""
+    import numpy as np
+
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(warmup):
+        first(), second()
+    for _ in range(rounds):
+        for fn, seconds in zip((first, second), times, strict=True):
+            start = time.perf_counter()
+            fn()
+            seconds.append(time.perf_counter() - start)
+    return float(np.median(times[0]) / np.median(times[1]))
