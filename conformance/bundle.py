@@ -95,6 +95,8 @@ def write_bundle(root: Path, spec, fmt: str, artifact, inputs: list[dict[str, np
         "inputs": {i.name: {"shape": list(i.shape), "dtype": i.dtype} for i in spec.inputs},
         "outputs": {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
                     for k, v in outputs[0].items()},
+        # Outputs the file may deliver in parts along axis 1 (the runner joins them).
+        "output_parts": {name: list(parts) for name, parts in spec.output_parts},
         "images": len(inputs),
         "weights": weights,
         "export": {k: v for k, v in artifact.meta.items() if k != "compiler_log"},

@@ -47,7 +47,8 @@ def _bundle_runner(bundle_dir: Path, threads: int | None = None):
     manifest = bundle.manifest
     io = IOSpec(inputs={k: tuple(v["shape"]) for k, v in manifest["inputs"].items()},
                 outputs=tuple(manifest["outputs"]),
-                output_shapes={k: tuple(v["shape"]) for k, v in manifest["outputs"].items()})
+                output_shapes={k: tuple(v["shape"]) for k, v in manifest["outputs"].items()},
+                output_parts={k: tuple(v) for k, v in manifest.get("output_parts", {}).items()})
     options = {"threads": threads} if threads else {}
     try:
         runner = load_runner(manifest["format"], bundle.artifact, io,

@@ -41,6 +41,18 @@ EXPECTED_PARAMS = 11_790_483
 FUSED_PARAMS = 11_779_987  # after Conv+BN fusion, as ultralytics' predictor runs it
 NUM_MASKS = 32
 RAW_CHANNELS = 4 + 1 + NUM_MASKS  # output0 rows: box, score, mask coefficients
+# output0's rows by range: box (0-1 once normalised), score (0-1), mask coefficients (about
+# +-13). TFLite files made with export rewrite output0_in_parts deliver them as three outputs
+# (each its own int8 scale); the TFLite runner joins them back into output0.
+OUTPUT0_PARTS = (4, 1, NUM_MASKS)
+# Tensors of the Segment head (ultralytics model.22) and the three output0 parts whose int8
+# ranges are calibrated as the true min/max over the calibration images instead of
+# ai-edge-quantizer's moving average, which clips the mask coefficients (README: "FastSAM-s
+# int8"). Proto and the backbone keep the moving average: wider ranges there cost the masks.
+# litert-torch names a tensor by its module path ("...Segment_22/...;" for the head) and the
+# file's outputs serving_default_output_K_output (K = 0, 1, 2: the parts, 3: proto).
+INT8_MIN_MAX_SCOPE = (r"^[^;]*\.Segment_22(?!/ultralytics\.nn\.modules\.block\.Proto_proto)"
+                      r"|^serving_default_output_[012]_output$")
 PAD_VALUE = 114
 DEFAULT_CONF = 0.4  # FastSAM's defaults (models.md): conf 0.4, iou 0.9, retina masks
 DEFAULT_IOU = 0.9
@@ -102,10 +114,16 @@ class FastSAMRaw(nn.Module):
         scores (0-1), which rounds every score to 0 (seed 003's lost masks). `_postprocess`
         scales them back.
         """
+        *rows, proto = self.output0_parts(images)
+        return torch.cat(rows, dim=1), proto
+
+    def output0_parts(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(box rows normalised, score row, mask-coefficient rows, proto): output0 in the
+        parts of OUTPUT0_PARTS, each with a value range of its own."""
         output0, proto = self.model(images)
         height, width = images.shape[-2:]
         scale = output0.new_tensor([width, height, width, height]).reshape(1, 4, 1)
-        return torch.cat([output0[:, :4] / scale, output0[:, 4:]], dim=1), proto
+        return output0[:, :4] / scale, output0[:, 4:5], output0[:, 5:], proto
 
     def warm(self, size: int) -> FastSAMRaw:
         """Run once at size x size so the head caches its anchors (as ultralytics' exporter)."""
@@ -524,6 +542,9 @@ def _spec(name: str, size: int, tier: Literal["fast", "slow"]) -> ModelSpec:
         calibration_images=functools.partial(shape_fixture_images, seed=CALIBRATION_SCENE_SEED),
         mask_thresholds=MaskThresholds(conf=DEFAULT_CONF, iou=DEFAULT_IOU),
         output_convention=output_convention,
+        rewrites=("output0_in_parts",),
+        output_parts=(("output0", OUTPUT0_PARTS),),
+        int8_min_max_scope=INT8_MIN_MAX_SCOPE,
     )
 
 

@@ -100,6 +100,12 @@ class ModelSpec:
     output_convention: OutputConvention | None = None
     # The mixed-precision int8 recipe found for the fixture weights (tflite_int8_mixed).
     int8_recipe: Path | None = None
+    # Outputs a converted file may deliver in parts along axis 1 (an export rewrite splits
+    # them so each part gets its own int8 scale): (name, channels per part), in order.
+    output_parts: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    # Regex over TFLite tensor names whose int8 ranges are the true min/max over the
+    # calibration images (models/export/int8_recipe.py); the rest keep the moving average.
+    int8_min_max_scope: str | None = None
 
     @property
     def input_size(self) -> tuple[int, int]:

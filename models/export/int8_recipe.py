@@ -107,8 +107,12 @@ CALIBRATION_STATISTICS = ("moving_average", "min_max")
 
 
 def quantize_static(fp32_path: Path, out_path: Path, samples: list[dict], recipe: list[dict],
-                    statistic: str = "moving_average") -> None:
-    """Calibrate and quantise `fp32_path` with an ai-edge-quantizer recipe into `out_path`."""
+                    statistic: str = "moving_average", min_max_scope: str | None = None) -> int:
+    """Calibrate and quantise `fp32_path` with an ai-edge-quantizer recipe into `out_path`.
+
+    `min_max_scope`: a regex (re.search) over tensor names whose ranges are the true min/max
+    while the others keep `statistic`'s. Returns how many tensors took min/max ranges that way.
+    """
     from ai_edge_quantizer import quantizer
 
     if statistic not in CALIBRATION_STATISTICS:
@@ -120,7 +124,18 @@ def quantize_static(fp32_path: Path, out_path: Path, samples: list[dict], recipe
         result = qt.calibrate({"serving_default": samples})
     else:
         result = _min_max_calibration(qt, samples)
+    scoped = 0
+    if min_max_scope:
+        scope = re.compile(min_max_scope)
+        widest = _min_max_calibration(qt, samples)
+        for tensor, qsv in widest.items():
+            if qsv and scope.search(tensor):
+                result[tensor], scoped = qsv, scoped + 1
+        if not scoped:  # a scope that selects nothing would be a silent no-op
+            raise ValueError(f"min/max scope {min_max_scope!r} matches no calibrated tensor "
+                             f"of {fp32_path}")
     qt.quantize(calibration_result=result).export_model(str(out_path), overwrite=True)
+    return scoped
 
 
 def _min_max_calibration(qt, samples: list[dict]) -> dict:

@@ -48,7 +48,10 @@ def export_tflite_fp16(request: ExportRequest) -> dict:
 
 
 def export_tflite_int8(request: ExportRequest) -> dict:
-    """Full-integer int8 (per-channel weights, calibrated activations) from the fp32 model."""
+    """Full-integer int8 (per-channel weights, calibrated activations) from the fp32 model.
+
+    A model's `int8_min_max_scope` gives the tensors it names true min/max ranges (every
+    calibrated format: `_static`)."""
     from ai_edge_quantizer import recipe
 
     return _static(request, recipe.static_wi8_ai8(),
@@ -85,8 +88,14 @@ def _static(request: ExportRequest, recipe: list[dict], label: str) -> dict:
     if not request.calibration:
         raise ValueError(f"{request.spec.name}: static quantisation needs calibration inputs")
     samples = signature_samples(request.spec, request.calibration)
-    quantize_static(_upstream(request), request.out_path, samples, recipe)
-    return {"converter": label, "calibration_samples": len(samples)}
+    scope = request.spec.int8_min_max_scope
+    scoped = quantize_static(_upstream(request), request.out_path, samples, recipe,
+                             min_max_scope=scope)
+    meta = {"converter": label, "calibration_samples": len(samples)}
+    if not scope:
+        return meta
+    return {**meta, "converter": f"{label}; true min/max ranges on {scoped} tensors matching "
+                                 f"{scope!r}", "min_max_tensors": scoped}
 
 
 def signature_samples(spec, samples: list[dict[str, np.ndarray]]) -> list[dict]:

@@ -57,6 +57,40 @@ class IOSpec:
     inputs: dict[str, tuple[int, ...]]
     outputs: tuple[str, ...]
     output_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # An output a file may deliver in consecutive parts along axis 1: name -> channels per part.
+    output_parts: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+def output_slots(io: IOSpec, count: int) -> list[tuple[str, int | None]]:
+    """(spec output, part index or None) for each of a file's `count` outputs, in file order.
+
+    A file with one output per spec name maps one to one; a file with exactly one more output
+    per extra part (io.output_parts) delivers those outputs in parts, in order.
+    """
+    expanded = [(name, k) for name in io.outputs
+                for k in (range(len(io.output_parts[name])) if name in io.output_parts
+                          else [None])]
+    if io.output_parts and count == len(expanded) != len(io.outputs):
+        return expanded
+    return [(name, None) for name in io.outputs]
+
+
+def part_shape(io: IOSpec, name: str, part: int | None) -> tuple[int, ...] | None:
+    """The expected shape of output `name` (of its part `part`), if known."""
+    shape = io.output_shapes.get(name)
+    if shape is None or part is None:
+        return shape
+    return (shape[0], io.output_parts[name][part], *shape[2:])
+
+
+def join_parts(values: list[tuple[str, int | None, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Spec outputs from (name, part, value) in file order: parts concatenated on axis 1."""
+    parts: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for name, part, value in values:
+        parts.setdefault(name, []).append((part or 0, value))
+    return {name: got[0][1] if len(got) == 1
+            else np.concatenate([v for _, v in sorted(got, key=lambda p: p[0])], axis=1)
+            for name, got in parts.items()}
 
 
 def check_finite(outputs: dict[str, np.ndarray], path: Path) -> dict[str, np.ndarray]:

@@ -16,6 +16,9 @@ from models.runtimes.base import (
     check_finite,
     check_input_shapes,
     check_output_shapes,
+    join_parts,
+    output_slots,
+    part_shape,
     shape_mismatch,
 )
 
@@ -106,9 +109,12 @@ class TFLiteRunner:
         self.input_layout = [self._layout(d, shape)
                              for d, shape in zip(self.input_details, io.inputs.values(),
                                                  strict=True)]
-        known = [tuple(e) for e in io.output_shapes.values()]
-        for detail, name in zip(self.output_details, io.outputs, strict=False):
-            expected = io.output_shapes.get(name)
+        # An output delivered in parts (io.output_parts) fills one slot per part.
+        self.output_slots = output_slots(io, len(self.output_details))
+        known = [tuple(part_shape(io, *slot)) for slot in self.output_slots
+                 if part_shape(io, *slot)]
+        for detail, (name, part) in zip(self.output_details, self.output_slots, strict=False):
+            expected = part_shape(io, name, part)
             shape = tuple(int(s) for s in detail["shape"])
             # Any expected shape will do here (converters may reorder outputs); run() checks
             # each output against its own name.
@@ -153,19 +159,21 @@ class TFLiteRunner:
             self.interpreter.set_tensor(detail["index"], np.ascontiguousarray(x))
         self.interpreter.invoke()
         raw = [self.interpreter.get_tensor(d["index"]) for d in self.output_details]
-        if len(raw) < len(self.io.outputs):
+        if len(raw) < len(self.output_slots):
             raise ArtifactError(f"{self.path}: {len(raw)} outputs, expected {len(self.io.outputs)}")
-        result = {}
-        for name, detail, value in zip(self.io.outputs, self.output_details, raw, strict=False):
+        values = []
+        for (name, part), detail, value in zip(self.output_slots, self.output_details, raw,
+                                               strict=False):
             if np.dtype(detail["dtype"]) in (np.int8, np.uint8, np.int16):
                 scale, zero = detail["quantization"]
                 value = dequantize(value, scale, zero)
             value = np.asarray(value, dtype=np.float32)
-            expected = self.io.output_shapes.get(name)
+            expected = part_shape(self.io, name, part)
             if expected and value.shape != tuple(expected) and len(expected) == 4 \
                     and value.shape == _nhwc(expected):
                 value = value.transpose(0, 3, 1, 2)
-            result[name] = np.ascontiguousarray(value)
+            values.append((name, part, value))
+        result = {name: np.ascontiguousarray(v) for name, v in join_parts(values).items()}
         check_output_shapes(result, self.io.output_shapes, self.path)
         return check_finite(result, self.path)
 
