@@ -12,6 +12,7 @@ tensors of any runtime (`prompt_masks`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import zlib
@@ -45,6 +46,7 @@ RAW_CHANNELS = 4 + 1 + NUM_MASKS  # output0 rows: box, score, mask coefficients
 # +-13). TFLite files made with export rewrite output0_in_parts deliver them as three outputs
 # (each its own int8 scale); the TFLite runner joins them back into output0.
 OUTPUT0_PARTS = (4, 1, NUM_MASKS)
+EXPORT_REWRITES = ("output0_in_parts",)  # models/export/rewrites.py
 # Tensors of the Segment head (ultralytics model.22) and the three output0 parts whose int8
 # ranges are calibrated as the true min/max over the calibration images instead of
 # ai-edge-quantizer's moving average, which clips the mask coefficients (README: "FastSAM-s
@@ -542,11 +544,18 @@ def _spec(name: str, size: int, tier: Literal["fast", "slow"]) -> ModelSpec:
         calibration_images=functools.partial(shape_fixture_images, seed=CALIBRATION_SCENE_SEED),
         mask_thresholds=MaskThresholds(conf=DEFAULT_CONF, iou=DEFAULT_IOU),
         output_convention=output_convention,
-        rewrites=("output0_in_parts",),
+        rewrites=EXPORT_REWRITES,
         output_parts=(("output0", OUTPUT0_PARTS),),
         int8_min_max_scope=INT8_MIN_MAX_SCOPE,
     )
 
 
-register(_spec("fastsam_s", EDGE_SIZE, "fast"))
+FASTSAM_S = register(_spec("fastsam_s", EDGE_SIZE, "fast"))
+# FastSAM-s's int8 file as ai-edge-quantizer makes it (output0 whole, moving-average ranges
+# everywhere), beside the remedied one: the matrix shows in one run what the parts and the
+# head's min/max ranges buy (conformance/remedies.py).
+register(dataclasses.replace(
+    FASTSAM_S, name="fastsam_s_official", formats=("tflite_int8",), rewrites=(),
+    int8_min_max_scope=None,
+    description=f"{FASTSAM_S.description}; int8 with output0 whole and moving-average ranges"))
 register(_spec("fastsam_s_1024", FULL_SIZE, "slow"))

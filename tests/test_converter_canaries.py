@@ -265,3 +265,54 @@ def test_aeq_calibration_range_still_depends_on_sample_order(tmp_path: Path) -> 
         f"output scale {narrow_first:.4g} narrow-first vs {wide_first:.4g} wide-first",
         _tools("ai-edge-quantizer")).format(
         "The README's calibration-order finding can go.")
+
+
+# --------------------------------------- 6: one int8 scale per activation tensor (FastSAM-s)
+
+
+class ScoresBesideCoefficients(nn.Module):
+    """FastSAM-s's output0 in miniature: a score row (0-1) beside wide coefficient rows."""
+
+    def __init__(self, in_parts: bool) -> None:
+        super().__init__()
+        self.in_parts = in_parts
+
+    def forward(self, x: torch.Tensor):
+        scores, coefficients = torch.sigmoid(x), 12.0 * torch.tanh(x)
+        if self.in_parts:
+            return scores, coefficients
+        return torch.cat([scores, coefficients], dim=1)
+
+
+def test_aeq_activation_ranges_are_still_per_tensor(tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    x = {"x": _normal(1, 1, 8, 8)}
+    rng = np.random.default_rng(1)
+    samples = [{"x": rng.normal(size=(1, 1, 8, 8)).astype(np.float32)} for _ in range(8)]
+    scores_err, scales = {}, {}
+    for in_parts in (False, True):
+        module = ScoresBesideCoefficients(in_parts).eval()
+        spec = ModelSpec(name="canary", family="canary", build=lambda m=module: m,
+                         inputs=(InputSpec("x", (1, 1, 8, 8)),), output_names=("y",),
+                         task="semantic", num_classes=0, expected_params=None,
+                         output_parts=(("y", (1, 1)),))
+        fp32, int8 = tmp_path / f"parts{in_parts}.tflite", tmp_path / f"parts{in_parts}_int8.tflite"
+        export_tflite_fp32(ExportRequest(spec=spec, model=module, example=x, out_path=fp32))
+        export_tflite_int8(ExportRequest(spec=spec, model=module, example=x, out_path=int8,
+                                         calibration=samples, upstream=fp32))
+        io = IOSpec(inputs={"x": (1, 1, 8, 8)}, outputs=("y",), output_shapes={"y": (1, 2, 8, 8)},
+                    output_parts={"y": (1, 1)})
+        got = TFLiteRunner(int8, io).run(x)["y"]  # the parts joined back into y
+        expected = torch.sigmoid(torch.from_numpy(x["x"])).numpy()
+        scores_err[in_parts] = float(np.abs(got[:, :1] - expected).max())
+        scales[in_parts] = [d["quantization_parameters"]["scales"].size
+                            for d in Interpreter(model_path=str(int8)).get_output_details()]
+    # Measured (ai-edge-quantizer 0.10.0): in one tensor the scores share the coefficients'
+    # scale (about 24/255) and are off by up to half a step; as their own output, by 1/510.
+    assert scales[True] == [1, 1]
+    assert scores_err[True] < 0.01, scores_err
+    assert scales[False] == [1] and scores_err[False] > 0.02, _fixed(
+        "an activation tensor can have per-channel int8 ranges",
+        f"output scales {scales[False]}, score error {scores_err[False]:.4f}",
+        _tools("ai-edge-quantizer")).format(_rewrite_can_go("output0_in_parts"))

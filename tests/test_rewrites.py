@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from models import deeplabv3plus, semivl  # noqa: E402
+from models import deeplabv3plus, fastsam, semivl  # noqa: E402
 from models.export import FORMATS, ExportSession  # noqa: E402
 from models.export.request import ExportRequest  # noqa: E402
 from models.export.rewrites import REWRITES, applied, rewrites_for  # noqa: E402
@@ -26,6 +26,8 @@ TOLERANCE = {
     "up_skip_repeat_3d": {"step": 0.0, "logits": 0.0},
     "similarity_as_linear": {"step": 1e-6, "logits": 1e-5},
     "hardswish_as_mul_relu6": {"step": 1e-6, "logits": 1e-4},
+    # The parts are slices of the same tensor: exact.
+    "output0_in_parts": {"step": 0.0, "logits": 0.0},
 }
 SEMIVL_REWRITES = sorted(n for n, r in REWRITES.items() if r.family == "semivl")
 
@@ -38,6 +40,11 @@ def small() -> semivl.SemiVL:
 @pytest.fixture(scope="module")
 def lite() -> deeplabv3plus.DeepLabV3Plus:
     return deeplabv3plus.build_deeplabv3plus(21, lite=True, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fastsam_small() -> fastsam.FastSAMRaw:
+    return fastsam.build_fastsam_s(128)
 
 
 def _image(seed: int = 0, batch: int = 2) -> torch.Tensor:
@@ -69,7 +76,8 @@ def test_every_rewrite_has_a_tolerance_a_canary_and_a_bug() -> None:
         assert callable(getattr(rewrite.target, rewrite.method)), rewrite.name
 
 
-@pytest.mark.parametrize("name", sorted(REWRITES))
+# output0_in_parts changes the outputs' structure, not their values: its own test below.
+@pytest.mark.parametrize("name", sorted(n for n, r in REWRITES.items() if r.family != "fastsam"))
 def test_rewrite_leaves_pytorch_outputs_unchanged(request: pytest.FixtureRequest,
                                                   name: str) -> None:
     rewrite = REWRITES[name]
@@ -90,6 +98,27 @@ def test_rewrite_leaves_pytorch_outputs_unchanged(request: pytest.FixtureRequest
     assert rewrite.method not in vars(module)  # restored
     torch.testing.assert_close(step, official_step, rtol=0, atol=tol["step"])
     torch.testing.assert_close(logits, official, rtol=0, atol=tol["logits"])
+
+
+def test_output0_in_parts_gives_output0_in_parts_exactly(
+        fastsam_small: fastsam.FastSAMRaw) -> None:
+    from models.runtimes.base import IOSpec, join_parts, output_slots
+
+    images = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        output0, proto = fastsam_small(images)
+        with applied(fastsam_small, ["output0_in_parts"]):
+            parts = fastsam_small(images)
+    assert "forward" not in vars(fastsam_small)  # restored
+    assert [p.shape[1] for p in parts[:3]] == list(fastsam.OUTPUT0_PARTS)
+    # The runner's join (file order: the three parts, then proto) gives PyTorch's output0.
+    io = IOSpec(inputs={}, outputs=("output0", "proto"),
+                output_parts=dict(get_spec("fastsam_s").output_parts))
+    slots = output_slots(io, len(parts))
+    joined = join_parts([(*slot, p.numpy()) for slot, p in zip(slots, parts, strict=True)])
+    tol = TOLERANCE["output0_in_parts"]["logits"]
+    np.testing.assert_allclose(joined["output0"], output0.numpy(), rtol=0, atol=tol)
+    np.testing.assert_allclose(joined["proto"], proto.numpy(), rtol=0, atol=tol)
 
 
 def test_rewrites_keep_parameters_and_state_dict(small: semivl.SemiVL) -> None:
