@@ -86,7 +86,7 @@ def repair_case(case, ref, session, artifact, fp32_path: Path, budget: dict[str,
     work = artifact.path.with_name(f"{artifact.path.stem}.repair-{key}")
     io = IOSpec(inputs={i.name: i.shape for i in case.spec.inputs},
                 outputs=case.spec.output_names, output_shapes=ref.output_shapes,
-                output_parts=dict(case.spec.output_parts))
+                output_parts=dict(getattr(case.spec, "output_parts", ())))
     samples = signature_samples(case.spec, session.calibration)
 
     def quantised(recipe: Int8Recipe) -> Path:
@@ -94,7 +94,7 @@ def repair_case(case, ref, session, artifact, fp32_path: Path, budget: dict[str,
         if not out.exists():
             work.mkdir(parents=True, exist_ok=True)
             quantize_static(fp32_path, out, samples, recipe.aeq_recipe(),
-                            min_max_scope=case.spec.int8_min_max_scope)
+                            min_max_scope=getattr(case.spec, "int8_min_max_scope", None))
         return out
 
     def trial(recipe: Int8Recipe) -> tuple[bool, dict[str, float] | str]:

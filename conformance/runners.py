@@ -37,7 +37,7 @@ def load_case_runner(case: Case, references, threads: int):
         return ref, artifact, _user_file_runner(case, ref, artifact, threads)
     io = IOSpec(inputs={i.name: i.shape for i in case.spec.inputs},
                 outputs=case.spec.output_names, output_shapes=ref.output_shapes,
-                output_parts=dict(case.spec.output_parts))
+                output_parts=dict(getattr(case.spec, "output_parts", ())))
     try:
         runner = load_runner(case.format, artifact.path, io, threads=threads,
                              device=case.device, meta=artifact.meta)
