@@ -58,11 +58,12 @@ REMEDIES: tuple[Remedy, ...] = (
            ("semivl_small_official", "tflite_int8"), ("semivl_small", "tflite_int8"),
            "the same rewrites; the constant-text einsum is a linear layer, not a BATCH_MATMUL "
            "that int8 zeroes", "accuracy"),
-    Remedy("output0 in parts + min/max ranges on the Segment head",
+    Remedy("box rows normalised + output0 in parts + min/max ranges on the Segment head",
            ("fastsam_s_official", "tflite_int8"), ("fastsam_s", "tflite_int8"),
-           "output0's box, score and coefficient rows as three int8 outputs (export rewrite "
-           "output0_in_parts) with true min/max ranges on the head: one scale clipped the "
-           "coefficients or flattened the scores", "accuracy"),
+           "box rows divided by the input size in the graph, output0's box, score and "
+           "coefficient rows as three int8 outputs (export rewrite output0_in_parts), true "
+           "min/max ranges on the head: in one int8 scale with pixel boxes every score is 0",
+           "accuracy"),
     Remedy("int8 recipe fixtures/int8_recipes/semivl_small.json",
            ("semivl_small", "tflite_int8"), ("semivl_small", "tflite_int8_mixed"),
            "the layers the repair search found kept in float, the rest int8", "accuracy"),

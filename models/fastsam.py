@@ -101,9 +101,11 @@ def build_segmentation_model(seed: int = 0) -> nn.Module:
 class FastSAMRaw(nn.Module):
     """FastSAM-s returning the raw (output0, proto); unfused, Segment head in export mode."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, normalise_boxes: bool = True) -> None:
         super().__init__()
         self.model = model
+        # False: box rows in input pixels, as ultralytics' raw (ONNX) export; the int8 "before".
+        self.normalise_boxes = normalise_boxes
         head = model.model[-1]
         head.export = True  # forward returns (output0, proto), nothing decoded further
         head.dynamic = False
@@ -123,9 +125,11 @@ class FastSAMRaw(nn.Module):
         """(box rows normalised, score row, mask-coefficient rows, proto): output0 in the
         parts of OUTPUT0_PARTS, each with a value range of its own."""
         output0, proto = self.model(images)
-        height, width = images.shape[-2:]
-        scale = output0.new_tensor([width, height, width, height]).reshape(1, 4, 1)
-        return output0[:, :4] / scale, output0[:, 4:5], output0[:, 5:], proto
+        boxes = output0[:, :4]
+        if self.normalise_boxes:
+            height, width = images.shape[-2:]
+            boxes = boxes / output0.new_tensor([width, height, width, height]).reshape(1, 4, 1)
+        return boxes, output0[:, 4:5], output0[:, 5:], proto
 
     def warm(self, size: int) -> FastSAMRaw:
         """Run once at size x size so the head caches its anchors (as ultralytics' exporter)."""
@@ -135,15 +139,16 @@ class FastSAMRaw(nn.Module):
         return self
 
 
-def wrap_raw(model: nn.Module, size: int | None = None) -> FastSAMRaw:
+def wrap_raw(model: nn.Module, size: int | None = None,
+             normalise_boxes: bool = True) -> FastSAMRaw:
     """Wrap an ultralytics SegmentationModel as the registry's raw-output module."""
-    module = FastSAMRaw(model).eval()
+    module = FastSAMRaw(model, normalise_boxes).eval()
     return module.warm(size) if size else module
 
 
-def build_fastsam_s(size: int = EDGE_SIZE) -> FastSAMRaw:
+def build_fastsam_s(size: int = EDGE_SIZE, normalise_boxes: bool = True) -> FastSAMRaw:
     """Seeded random-init FastSAM-s raw module for input size x size."""
-    return wrap_raw(build_segmentation_model(), size)
+    return wrap_raw(build_segmentation_model(), size, normalise_boxes)
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -387,8 +392,10 @@ def _postprocess(raw_outputs: dict[str, np.ndarray], image: np.ndarray, conf: fl
                  imgsz: int | None, retina_masks: bool = True):
     output0, proto = _raw_tensors(raw_outputs)
     size = int(imgsz or proto.shape[-1] * 4)  # proto is 1/4 of the letterboxed input
-    # Box rows come normalised to the (square, letterboxed) input: back to pixels for NMS.
-    output0 = torch.cat([output0[:, :4] * size, output0[:, 4:]], dim=1)
+    # Box rows normalised to the (square, letterboxed) input go back to pixels for NMS; rows
+    # already in pixels (ultralytics' raw export, fastsam_s_official) are told by their range.
+    if boxes_normalised(output0.numpy()):
+        output0 = torch.cat([output0[:, :4] * size, output0[:, 4:]], dim=1)
     predictor = _predictor(float(conf), float(iou), size, bool(retina_masks))
     letterboxed = torch.empty((1, 3, size, size))  # only its shape is read
     bgr = np.ascontiguousarray(image[..., ::-1])  # ultralytics keeps original images as BGR
@@ -446,6 +453,12 @@ def prompt_masks(raw_outputs: dict[str, np.ndarray], image: np.ndarray,
 PIXEL_BOX_ROWS_ABOVE = 2.0
 
 
+def boxes_normalised(output0: np.ndarray) -> bool:
+    """Whether output0's (1, 37, N) box rows are normalised (else in input pixels)."""
+    centres = np.asarray(output0)[:, :2]
+    return not centres.size or float(np.abs(centres).max()) <= PIXEL_BOX_ROWS_ABOVE
+
+
 def output_convention(outputs: dict[str, np.ndarray], spec: ModelSpec):
     """Spec hook for a user's file: (convert or None, description) of output0's box units.
 
@@ -457,7 +470,7 @@ def output_convention(outputs: dict[str, np.ndarray], spec: ModelSpec):
     size = spec.input_size
     centres = np.asarray(outputs["output0"])[:, :2]
     peak = float(np.abs(centres).max()) if centres.size else 0.0
-    if peak <= PIXEL_BOX_ROWS_ABOVE:
+    if boxes_normalised(outputs["output0"]):
         return None, f"output0 box rows normalised (max centre {peak:.2f} <= " \
                      f"{PIXEL_BOX_ROWS_ABOVE:g}), as the suite's own exports"
     scale = np.array([size[1], size[0], size[1], size[0]], dtype=np.float32).reshape(1, 4, 1)
@@ -551,11 +564,13 @@ def _spec(name: str, size: int, tier: Literal["fast", "slow"]) -> ModelSpec:
 
 
 FASTSAM_S = register(_spec("fastsam_s", EDGE_SIZE, "fast"))
-# FastSAM-s's int8 file as ai-edge-quantizer makes it (output0 whole, moving-average ranges
-# everywhere), beside the remedied one: the matrix shows in one run what the parts and the
-# head's min/max ranges buy (conformance/remedies.py).
+# FastSAM-s's int8 file as ultralytics' raw graph and ai-edge-quantizer make it (box rows in
+# input pixels, output0 whole, moving-average ranges everywhere), beside the remedied one: the
+# matrix shows in one run what the three remedies buy (conformance/remedies.py). Its PyTorch
+# reference keeps pixels too; the post-processing tells the units by their range.
 register(dataclasses.replace(
     FASTSAM_S, name="fastsam_s_official", formats=("tflite_int8",), rewrites=(),
-    int8_min_max_scope=None,
-    description=f"{FASTSAM_S.description}; int8 with output0 whole and moving-average ranges"))
+    int8_min_max_scope=None, build=functools.partial(build_fastsam_s, EDGE_SIZE, False),
+    description=f"{FASTSAM_S.description.replace('raw output0', 'raw output0 (box rows in pixels)')}"
+                "; int8 with output0 whole and moving-average ranges"))
 register(_spec("fastsam_s_1024", FULL_SIZE, "slow"))
