@@ -116,7 +116,7 @@ class FastSAMRaw(nn.Module):
         output0's box rows (x, y, w, h) are divided by the input width/height, as ultralytics'
         own LiteRT export does: in input pixels (0-512) they share one int8 scale with the
         scores (0-1), which rounds every score to 0 (seed 003's lost masks). `_postprocess`
-        scales them back.
+        scales them back. `normalise_boxes=False` keeps pixels (fastsam_s_official).
         """
         *rows, proto = self.output0_parts(images)
         return torch.cat(rows, dim=1), proto
