@@ -571,6 +571,6 @@ FASTSAM_S = register(_spec("fastsam_s", EDGE_SIZE, "fast"))
 register(dataclasses.replace(
     FASTSAM_S, name="fastsam_s_official", formats=("tflite_int8",), rewrites=(),
     int8_min_max_scope=None, build=functools.partial(build_fastsam_s, EDGE_SIZE, False),
-    description=f"{FASTSAM_S.description.replace('raw output0', 'raw output0 (box rows in pixels)')}"
-                "; int8 with output0 whole and moving-average ranges"))
+    description=FASTSAM_S.description.replace("raw output0", "raw output0 (box rows in pixels)")
+    + "; int8 with output0 whole and moving-average ranges"))
 register(_spec("fastsam_s_1024", FULL_SIZE, "slow"))
