@@ -78,3 +78,70 @@ def test_calibrating_on_the_evaluated_images_is_refused(tmp_path: Path) -> None:
                        "(cal_00.png, cal_01.png); calibrate on other images")
     assert calibration_problem(str(calibration), None, str(_photos(tmp_path / "o", 2, 1))) \
         is None
+
+
+# ------------------------------------------- one calibration per image, both statistics
+
+
+def _conv_fp32(tmp_path: Path):
+    torch = pytest.importorskip("torch")
+    from models.export.request import ExportRequest
+    from models.export.tflite import export_tflite_fp32
+    from models.registry import InputSpec, ModelSpec
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                                 torch.nn.Conv2d(4, 2, 1)).eval()
+    spec = ModelSpec(name="calib", family="calib", build=lambda: module,
+                     inputs=(InputSpec("x", (1, 3, 8, 8)),), output_names=("y",),
+                     task="semantic", num_classes=0, expected_params=None)
+    rng = np.random.default_rng(0)
+    samples = [{"args_0": (rng.normal(size=(1, 3, 8, 8)) * (1 + 3 * k)).astype(np.float32)}
+               for k in range(6)]
+    path = tmp_path / "calib.tflite"
+    export_tflite_fp32(ExportRequest(spec=spec, model=module, example={"x": samples[0]["args_0"]},
+                                     out_path=path))
+    return path, samples
+
+
+def test_per_image_moving_average_is_the_librarys_own_calibration(tmp_path: Path) -> None:
+    """Folding each image's ranges gives ai-edge-quantizer's calibrate bit for bit, so a model
+    with min/max-scoped tensors keeps the library's ranges everywhere else."""
+    from ai_edge_quantizer import quantizer, recipe
+
+    from models.export.int8_recipe import per_sample_calibration
+
+    path, samples = _conv_fp32(tmp_path)
+    qt = quantizer.Quantizer(str(path))
+    qt.load_quantization_recipe(recipe.static_wi8_ai8())
+    library = qt.calibrate({"serving_default": samples})
+    smoothed, widest = per_sample_calibration(qt, samples)
+    assert set(library) == set(smoothed) == set(widest)
+    for tensor, qsv in library.items():
+        for key, value in qsv.items():
+            assert np.array_equal(value, smoothed[tensor][key]), (tensor, key)
+    # The samples widen in turn: the moving average lags the true range on some tensor.
+    assert any(np.any(widest[t]["max"] > smoothed[t]["max"]) for t in library if library[t])
+
+
+def test_min_max_scope_gives_the_tensors_it_names_their_true_range(tmp_path: Path) -> None:
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import recipe
+
+    from models.export.int8_recipe import quantize_static
+
+    path, samples = _conv_fp32(tmp_path)
+
+    def scales(name: str, **options) -> dict[str, float]:
+        out = tmp_path / f"{name}.tflite"
+        quantize_static(path, out, samples, recipe.static_wi8_ai8(), **options)
+        return {d["name"]: float(d["quantization"][0])
+                for d in Interpreter(model_path=str(out)).get_tensor_details()
+                if d["quantization"][0]}
+
+    smoothed, widest = scales("plain"), scales("min_max", statistic="min_max")
+    # Every tensor named: the file min/max calibration makes, not the moving average's.
+    assert scales("every", min_max_scope=".") == widest != smoothed
+    with pytest.raises(ValueError, match="matches no calibrated tensor"):
+        quantize_static(path, tmp_path / "none.tflite", samples, recipe.static_wi8_ai8(),
+                        min_max_scope="^no_such_tensor$")

@@ -120,14 +120,14 @@ def quantize_static(fp32_path: Path, out_path: Path, samples: list[dict], recipe
                          f"{', '.join(CALIBRATION_STATISTICS)}")
     qt = quantizer.Quantizer(str(fp32_path))
     qt.load_quantization_recipe(recipe)
-    if statistic == "moving_average":
+    if statistic == "moving_average" and not min_max_scope:
         result = qt.calibrate({"serving_default": samples})
-    else:
-        result = _min_max_calibration(qt, samples)
+    else:  # one calibration of each image gives both statistics
+        smoothed, widest = per_sample_calibration(qt, samples)
+        result = smoothed if statistic == "moving_average" else widest
     scoped = 0
     if min_max_scope:
         scope = re.compile(min_max_scope)
-        widest = _min_max_calibration(qt, samples)
         for tensor, qsv in widest.items():
             if qsv and scope.search(tensor):
                 result[tensor], scoped = qsv, scoped + 1
@@ -138,17 +138,22 @@ def quantize_static(fp32_path: Path, out_path: Path, samples: list[dict], recipe
     return scoped
 
 
-def _min_max_calibration(qt, samples: list[dict]) -> dict:
-    """Each sample calibrated alone (public API), the ranges merged by min and max."""
-    from ai_edge_quantizer.utils.qsv_utils import min_max_update
+def per_sample_calibration(qt, samples: list[dict]) -> tuple[dict, dict]:
+    """(moving-average, min/max) ranges from calibrating each sample alone (public API): the
+    moving average folded in order as ai-edge-quantizer's own calibrate folds it (the same
+    bits: tests/test_calibration.py), the min/max merged whatever the order."""
+    from ai_edge_quantizer.utils.qsv_utils import min_max_update, moving_average_update
 
-    merged: dict = {}
+    smoothed: dict = {}
+    widest: dict = {}
     for sample in samples:
         for tensor, qsv in qt.calibrate({"serving_default": [sample]}).items():
-            known = merged.setdefault(tensor, {})  # a tensor without a range stays empty
+            smoothed.setdefault(tensor, {})  # a tensor without a range stays empty
+            widest.setdefault(tensor, {})
             if qsv:
-                merged[tensor] = min_max_update(known, qsv)
-    return merged
+                smoothed[tensor] = moving_average_update(smoothed[tensor], qsv)
+                widest[tensor] = min_max_update(widest[tensor], qsv)
+    return smoothed, widest
 
 
 def missing_tensors(recipe: Int8Recipe, tflite_path: Path) -> list[str]:
