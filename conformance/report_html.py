@@ -55,7 +55,7 @@ RUNTIME_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 # Info the case section draws as something other than a key/value line.
 _DRAWN_INFO = ("per_class_iou", "layer_table", "known_failure", "key_metric",
-               "first_divergent_layer", "localised_image", "op_counts", "per_output",
+               "first_divergent_layer", "localised_image", "op_counts", "per_output", "per_part",
                "int8_sensitivity", "int8_repair", "op_profile", "layers_to_change")
 # The figures a repair trial shows (the decision metrics its budget judges).
 REPAIR_SHOWN = ("argmax_agreement", "agreement_miou", "cosine", "snr_db")
@@ -602,6 +602,10 @@ def _suite_block(entry: Mapping[str, Any], figures: Sequence[Figure]) -> str:
     per_output = info.get("per_output")
     if isinstance(per_output, Mapping) and len(per_output) > 1:
         parts.append(per_output_html(per_output, entry["budgets"]))
+    per_part = info.get("per_part")
+    if isinstance(per_part, Mapping) and per_part:
+        parts.append(per_output_html(per_part, {}, "per part of an output (worst image; shown, "
+                                                   "not judged)"))
     if info.get("first_divergent_layer"):
         parts.append(_layers_html(info))
     parts.append(_sensitivity_html(info))
@@ -639,8 +643,8 @@ def metrics_table_html(entry: Mapping[str, Any]) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def per_output_html(per_output: Mapping[str, Mapping[str, Any]],
-                    budgets: Mapping[str, Any]) -> str:
+def per_output_html(per_output: Mapping[str, Mapping[str, Any]], budgets: Mapping[str, Any],
+                    title: str = "per output (worst image)") -> str:
     """Each output's worst figures over the images, beside the budget they all answer to."""
     names = list(per_output)
     metrics = list(dict.fromkeys(m for figures in per_output.values() for m in figures))
@@ -657,7 +661,7 @@ def per_output_html(per_output: Mapping[str, Mapping[str, Any]],
         budget = "" if bound is None else f"{bound[0]} {_number(bound[1])}"
         rows.append(f"<tr><td>{_e(metric)}</td><td>{_e(budget)}</td>{''.join(cells)}</tr>")
     head = "".join(f"<th>{_e(name)}</th>" for name in names)
-    return ('<table class="segconform sc-outputs"><thead><tr><th>per output (worst image)</th>'
+    return (f'<table class="segconform sc-outputs"><thead><tr><th>{_e(title)}</th>'
             f"<th>budget</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
 
 

@@ -11,7 +11,7 @@ from conformance.bundle import write_bundle
 from conformance.case_context import CaseContext
 from conformance.int8_case import debuggable, repair_case, sensitive_hint, sensitivity_table
 from conformance.matrix import Case, format_cases
-from conformance.metrics.parity import figures_by_output, parity_figures
+from conformance.metrics.parity import figures_by_output, parity_figures, part_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.remedies import in_a_remedy
 from conformance.runners import calibration_info, load_case_runner
@@ -50,6 +50,11 @@ def test_parity(case: Case, context: CaseContext, references, request) -> None:
         "images": len(ref.inputs), "artifact": artifact.label,
         "per_output": {name: {k: float(f"{v:.6g}") for k, v in figures.items()}
                        for name, figures in by_output.items()}})
+    parts = dict(getattr(case.spec, "output_parts", ()))
+    if parts:  # shown, not judged: where one output's figures hide a part's loss
+        context.record(info={"per_part": {
+            name: {k: float(f"{v:.6g}") for k, v in figures.items()}
+            for name, figures in part_figures(ref.outputs, got, parts).items()}})
     if semantic and ref.labels is not None and in_a_remedy(case.model, case.format):
         # The parity set is synthetic: a remedy is also shown on the fixture photos.
         context.record(info={"fixture_photos": photo_figures(case, references, runner)})

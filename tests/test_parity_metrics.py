@@ -143,3 +143,22 @@ def test_output_budgets_are_declared_by_name_and_layered() -> None:
     assert table_problems(table) == []
     table["parity"]["int8"]["outputs"]["proto"]["min_cosinee"] = 0.9
     assert any("parity.int8.outputs.proto.min_cosinee" in p for p in table_problems(table))
+
+
+def test_part_figures_show_a_row_the_whole_outputs_figures_hide() -> None:
+    # FastSAM-s's int8 file with box rows in pixels: the score row is rounded to 0, yet the
+    # whole output0 keeps a cosine near 1 (the box rows dominate it).
+    from conformance.metrics.parity import part_figures
+
+    rng = np.random.default_rng(0)
+    expected = {"output0": np.concatenate([rng.uniform(0, 512, (1, 4, 50)),
+                                           rng.uniform(0.2, 1, (1, 1, 50)),
+                                           rng.normal(size=(1, 32, 50))], axis=1)}
+    got = {"output0": expected["output0"].copy()}
+    got["output0"][:, 4] = 0.0
+    whole, _ = parity_figures([expected], [got])
+    parts = part_figures([expected], [got], {"output0": (4, 1, 32)})
+    assert list(parts) == ["output0[0:4]", "output0[4:5]", "output0[5:37]"]
+    assert whole["cosine"] > 0.99
+    assert parts["output0[0:4]"]["cosine"] == pytest.approx(1.0)
+    assert not parts["output0[4:5]"]["cosine"] > 0.5, parts["output0[4:5]"]

@@ -158,3 +158,18 @@ def parity_figures(expected: list[dict[str, np.ndarray]], got: list[dict[str, np
             pooled.append(agreement_miou(ref_maps, got_maps, expected[0][name].shape[class_axis]))
         metrics["agreement_miou"] = min(pooled)  # the worst output, each pooled over images
     return metrics, reports
+
+
+def part_figures(expected: list[dict[str, np.ndarray]], got: list[dict[str, np.ndarray]],
+                 parts: dict[str, tuple[int, ...]]) -> dict[str, dict[str, float]]:
+    """The worst figures of each part (`NAME[a:b]`: rows a to b-1 of axis 1) of the outputs
+    `parts` splits (channels per part): one output's figures can hide a part's loss behind a
+    larger part (FastSAM-s's score row behind its box rows in input pixels)."""
+    def split(outputs: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        return [{f"{name}[{a}:{a + n}]": out[name][:, a:a + n]
+                 for name, counts in parts.items()
+                 for a, n in zip(np.cumsum((0, *counts[:-1])), counts, strict=True)}
+                for out in outputs]
+
+    _, reports = parity_figures(split(expected), split(got))
+    return figures_by_output(reports)
