@@ -74,9 +74,10 @@ def tightened(budget: dict[str, float], headroom: float = HEADROOM) -> dict[str,
 def repair_case(case, ref, session, artifact, fp32_path: Path, budget: dict[str, float],
                 table: dict, class_axis: int | None, folder: Path = RECIPES) -> dict:
     """Run (or read back) the repair search for a failing case; the recipe is saved in `folder`."""
+    from conformance.runners import case_io
     from models.export.int8_recipe import Int8Recipe, quantize_static
     from models.export.tflite import signature_samples
-    from models.runtimes import ArtifactError, IOSpec, load_runner
+    from models.runtimes import ArtifactError, load_runner
 
     target = tightened(budget)
     key = content_key({"artifact": artifact.path.name, "budget": sorted(target.items()),
@@ -84,9 +85,7 @@ def repair_case(case, ref, session, artifact, fp32_path: Path, budget: dict[str,
                        "inputs": arrays_digest(a for x in ref.inputs for a in x.values()),
                        "code": source_digest("conformance.int8_repair")})
     work = artifact.path.with_name(f"{artifact.path.stem}.repair-{key}")
-    io = IOSpec(inputs={i.name: i.shape for i in case.spec.inputs},
-                outputs=case.spec.output_names, output_shapes=ref.output_shapes,
-                output_parts=dict(getattr(case.spec, "output_parts", ())))
+    io = case_io(case.spec, ref)
     samples = signature_samples(case.spec, session.calibration)
 
     def quantised(recipe: Int8Recipe) -> Path:

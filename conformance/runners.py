@@ -35,15 +35,20 @@ def load_case_runner(case: Case, references, threads: int):
         pytest.fail(f"{case}: export failed: {err}", pytrace=False)
     if artifact.is_user_file:
         return ref, artifact, _user_file_runner(case, ref, artifact, threads)
-    io = IOSpec(inputs={i.name: i.shape for i in case.spec.inputs},
-                outputs=case.spec.output_names, output_shapes=ref.output_shapes,
-                output_parts=dict(getattr(case.spec, "output_parts", ())))
+    io = case_io(case.spec, ref)
     try:
         runner = load_runner(case.format, artifact.path, io, threads=threads,
                              device=case.device, meta=artifact.meta)
     except RuntimeUnavailable as err:
         skip_unavailable(case.format, err)
     return ref, artifact, runner
+
+
+def case_io(spec, ref) -> IOSpec:
+    """What a runner of the model's files is asked for: names, shapes, outputs in parts."""
+    return IOSpec(inputs={i.name: i.shape for i in spec.inputs}, outputs=spec.output_names,
+                  output_shapes=ref.output_shapes,
+                  output_parts=dict(getattr(spec, "output_parts", ())))
 
 
 def calibration_info(case: Case, ref, artifact) -> dict[str, str]:

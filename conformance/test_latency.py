@@ -2,7 +2,8 @@
 
 Budgets with absolute milliseconds belong to a device and apply only on that host; elsewhere
 the case measures, reports and skips with the local figure. The speed ratio to PyTorch eager
-comes from eager and the format run alternately in the same test, so load hits both alike.
+comes from eager and the format run alternately in the same test, so load hits both alike;
+a quantised TFLite file's speed-up over its own fp32 upstream is measured the same way.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from conformance.matrix import Case, format_cases
 from conformance.op_profile import op_profile, profile_text, profiled
 from conformance.profiles import load_profiles
 from conformance.reference import run_eager
-from conformance.runners import load_case_runner
-from models.formats import REFERENCE_FORMAT
+from conformance.runners import case_io, load_case_runner
+from models.formats import REFERENCE_FORMAT, upstreams
+from models.runtimes import load_runner
 from models.runtimes.timing import interleaved_ratio, timing_plan
 
 SUITE = "latency"
 EAGER = REFERENCE_FORMAT
+FP32 = "tflite_fp32"  # quantised TFLite files are also timed against the file they came from
 
 
 # Under pytest-xdist no other worker runs while a latency case is timed (conformance/parallel.py).
@@ -51,6 +54,15 @@ def _interleaved_speedup(case: Case, references, threads: int, infer,
     return interleaved_ratio(eager, infer, warmup, rounds)
 
 
+def _fp32_speedup(case: Case, references, ref, threads: int, infer, warmup: int,
+                  rounds: int) -> float:
+    """TFLite fp32 p50 / format p50, alternating: the fp32 file this one was quantised from."""
+    fp32 = references.session(case.spec).export_own(FP32).path
+    runner = load_runner(FP32, fp32, case_io(case.spec, ref), threads=threads)
+    inputs = ref.inputs[0]
+    return interleaved_ratio(lambda: runner.run(inputs), infer, warmup, rounds)
+
+
 def _cases() -> list:
     return format_cases(formats=(EAGER,), gpu=False, include_eager=True) + format_cases(gpu=False)
 
@@ -79,6 +91,9 @@ def test_latency(case: Case, context: CaseContext, references, benchmark) -> Non
     if case.format != EAGER and _torch_available():
         metrics["speedup_vs_eager"] = _interleaved_speedup(case, references, threads, infer,
                                                            warmup + 1, rounds)
+    if case.device == "cpu" and FP32 in upstreams(case.format):
+        metrics["speedup_vs_fp32"] = _fp32_speedup(case, references, ref, threads, infer,
+                                                   warmup + 1, rounds)
     context.record(metrics=metrics, info={"rounds": rounds, "warmup": warmup + 1})
     title = f"{case} latency on {context.profile}"
     if case.format != EAGER and profiled(case.format):
