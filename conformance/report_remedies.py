@@ -29,6 +29,7 @@ SHOWN: dict[str, tuple[tuple[str, ...], ...]] = {
     "edgetpu": (("tpu_op_fraction",),),
 }
 FLOAT_FORMAT = "tflite_fp32"  # the speed ratio the targets are stated against
+NAN = float("nan")
 
 
 def remedies_html(results: list[dict[str, Any]]) -> str:
@@ -46,7 +47,8 @@ def remedies_html(results: list[dict[str, Any]]) -> str:
                 "agreement mIoU (masks: cosine / SNR dB)</th><th>fixture photos: agreement / "
                 "agreement mIoU (PyTorch top-class share)</th><th>held-out set: mIoU ratio / "
                 "agreement mIoU (masks: mean / small IoU / missing rate)</th>"
-                f"<th>p50 ms</th><th>speed vs its {FLOAT_FORMAT} (timed alternately)</th>"
+                f"<th>p50 ms</th><th>speed vs {FLOAT_FORMAT} (int8: its own, timed "
+                "alternately)</th>"
                 "<th>speed vs eager</th>"
                 "<th>Edge TPU ops ahead of first violation</th></tr>")
         body = "".join(_remedy_rows(remedy, index) for remedy in shown)
@@ -68,9 +70,12 @@ def _remedy_rows(remedy: Remedy, index: Index) -> str:
         name = (f'<td rowspan="2"><b>{_e(remedy.name)}</b><br/><small>{_e(remedy.change)} '
                 f"(fixes {_e(remedy.fixes)})</small></td>") if label == "before" else ""
         latency = index.get(("latency", model, fmt))
-        # Timed alternately with the fp32 file it was quantised from (the latency suite).
-        ratio = 1.0 if fmt == FLOAT_FORMAT and latency else \
-            (latency or {}).get("metrics", {}).get("speedup_vs_fp32")
+        # A quantised file: timed alternately with the fp32 file it was quantised from (the
+        # latency suite). A float file: its p50 against the remedied model's fp32 p50.
+        ratio = (latency or {}).get("metrics", {}).get("speedup_vs_fp32")
+        fp32 = index.get(("latency", remedy.after[0], FLOAT_FORMAT))
+        if fmt == FLOAT_FORMAT and fp32 and latency:
+            ratio = fp32["metrics"].get("p50_ms", NAN) / latency["metrics"].get("p50_ms", NAN)
         if not _is_finite(ratio):
             ratio = None
         photos = (index.get(("parity", model, fmt)) or {}).get("info", {}).get("fixture_photos")

@@ -122,8 +122,8 @@ class FastSAMRaw(nn.Module):
         return torch.cat(rows, dim=1), proto
 
     def output0_parts(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(box rows normalised, score row, mask-coefficient rows, proto): output0 in the
-        parts of OUTPUT0_PARTS, each with a value range of its own."""
+        """(box rows, score row, mask-coefficient rows, proto): output0 in the parts of
+        OUTPUT0_PARTS, each with a value range of its own."""
         output0, proto = self.model(images)
         boxes = output0[:, :4]
         if self.normalise_boxes:
@@ -459,30 +459,34 @@ def boxes_normalised(output0: np.ndarray) -> bool:
     return not centres.size or float(np.abs(centres).max()) <= PIXEL_BOX_ROWS_ABOVE
 
 
-def output_convention(outputs: dict[str, np.ndarray], spec: ModelSpec):
+def output_convention(outputs: dict[str, np.ndarray], spec: ModelSpec,
+                      normalised: bool = True):
     """Spec hook for a user's file: (convert or None, description) of output0's box units.
 
     ultralytics' ONNX and TorchScript exports keep output0's box rows (x, y, w, h) in input
     pixels; its LiteRT export, and `FastSAMRaw`, divide them by the input size. Detected by
-    value range on the file's own output for the first fixture image: pixel rows are divided
-    by the input size, so the parity compares like with like and `_postprocess` applies.
+    value range on the file's own output for the first fixture image, and converted to the
+    units of the spec's reference (`normalised`; False for fastsam_s_official), so the parity
+    compares like with like.
     """
     size = spec.input_size
     centres = np.asarray(outputs["output0"])[:, :2]
     peak = float(np.abs(centres).max()) if centres.size else 0.0
-    if boxes_normalised(outputs["output0"]):
-        return None, f"output0 box rows normalised (max centre {peak:.2f} <= " \
-                     f"{PIXEL_BOX_ROWS_ABOVE:g}), as the suite's own exports"
+    found = "normalised" if boxes_normalised(outputs["output0"]) else "in input pixels"
+    seen = (f"output0 box rows {found} (max centre {peak:.2f}; pixels above "
+            f"{PIXEL_BOX_ROWS_ABOVE:g})")
+    if (found == "normalised") == normalised:
+        return None, f"{seen}, as the model's reference"
     scale = np.array([size[1], size[0], size[1], size[0]], dtype=np.float32).reshape(1, 4, 1)
+    factor = 1.0 / scale if normalised else scale
 
-    def normalise(result: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def convert(result: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         output0 = np.asarray(result["output0"], dtype=np.float32).copy()
-        output0[:, :4] /= scale
+        output0[:, :4] *= factor
         return {**result, "output0": output0}
 
-    return normalise, (f"output0 box rows in input pixels (max centre {peak:.1f} > "
-                       f"{PIXEL_BOX_ROWS_ABOVE:g}), as ultralytics' ONNX/TorchScript export: "
-                       f"divided by the input size {size[1]}x{size[0]}")
+    how = "divided by" if normalised else "multiplied by"
+    return convert, f"{seen}: {how} the input size {size[1]}x{size[0]} for the model's reference"
 
 
 # --- fixture weights, images and registration ---------------------------------------------------
@@ -571,6 +575,7 @@ FASTSAM_S = register(_spec("fastsam_s", EDGE_SIZE, "fast"))
 register(dataclasses.replace(
     FASTSAM_S, name="fastsam_s_official", formats=("tflite_int8",), rewrites=(),
     int8_min_max_scope=None, build=functools.partial(build_fastsam_s, EDGE_SIZE, False),
+    output_convention=functools.partial(output_convention, normalised=False),
     description=FASTSAM_S.description.replace("raw output0", "raw output0 (box rows in pixels)")
     + "; int8 with output0 whole and moving-average ranges"))
 register(_spec("fastsam_s_1024", FULL_SIZE, "slow"))

@@ -142,6 +142,13 @@ def test_min_max_scope_gives_the_tensors_it_names_their_true_range(tmp_path: Pat
     smoothed, widest = scales("plain"), scales("min_max", statistic="min_max")
     # Every tensor named: the file min/max calibration makes, not the moving average's.
     assert scales("every", min_max_scope=".") == widest != smoothed
+    # One tensor named: its scale is min/max's, and no tensor the scope leaves out moves
+    # (only the named one, or an op output that inherits its input's scale, may change).
+    moved = sorted(t for t in widest if widest[t] != smoothed[t])
+    one = scales("one", min_max_scope=f"^{moved[0]}$")
+    assert one[moved[0]] == widest[moved[0]]
+    changed = {t for t in one if one[t] != smoothed[t]}
+    assert moved[0] in changed and changed < set(moved), (moved, changed)
     with pytest.raises(ValueError, match="matches no calibrated tensor"):
         quantize_static(path, tmp_path / "none.tflite", samples, recipe.static_wi8_ai8(),
                         min_max_scope="^no_such_tensor$")

@@ -370,6 +370,13 @@ def test_fastsam_box_units_are_detected_by_value_range() -> None:
                                rtol=1e-6)
     convert, text = output_convention({"output0": normalised}, spec)
     assert convert is None and "normalised" in text
+    # fastsam_s_official's reference keeps pixels: a normalised file is scaled up to it.
+    official = get_spec("fastsam_s_official")
+    convert, text = official.output_convention({"output0": normalised}, official)
+    assert "multiplied by" in text
+    np.testing.assert_allclose(convert({"output0": normalised})["output0"], pixels, rtol=1e-6)
+    convert, text = official.output_convention({"output0": pixels}, official)
+    assert convert is None and "input pixels" in text
 
 
 # --- (f) an official-form SemiVL TFLite, made by litert-torch without the export rewrites ------

@@ -23,7 +23,7 @@ from models.export.cache import (
     tool_version,
 )
 from models.export.int8_recipe import Int8Recipe
-from models.formats import FORMATS, ExportFormat
+from models.formats import FORMATS, ExportFormat, calibrated
 
 if TYPE_CHECKING:  # the request module imports torch; bundles on devices must not
     from models.export.request import ExportRequest
@@ -107,6 +107,8 @@ class ExportSession:
         }
         if self.rewrites(fmt):  # an edited rewrite is another conversion
             recipe["rewrites_source"] = source_digest("models.export.rewrites")
+        if fmt.uses_calibration:  # the calibration and quantisation code the converter calls
+            recipe["quantize_source"] = source_digest("models.export.int8_recipe")
         if fmt.tools:  # e.g. whether edgetpu_compiler ran, and which one
             recipe["tools"] = {tool: tool_version(tool) for tool in fmt.tools}
         return recipe
@@ -131,6 +133,9 @@ class ExportSession:
             parts["upstream"] = self.key(FORMATS[fmt.upstream])
         if fmt.uses_recipe:
             parts["int8_recipe"] = self.int8_recipe.digest() if self.int8_recipe else None
+        scope = getattr(self.spec, "int8_min_max_scope", None)
+        if scope and calibrated(fmt.name):  # absent when unset: other models keep their keys
+            parts["int8_min_max_scope"] = scope
         rewrites = self.rewrites(fmt)
         if rewrites:  # absent when none, so artifacts of models without rewrites keep their keys
             parts["rewrites"] = list(rewrites)

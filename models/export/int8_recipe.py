@@ -141,7 +141,8 @@ def quantize_static(fp32_path: Path, out_path: Path, samples: list[dict], recipe
 def per_sample_calibration(qt, samples: list[dict]) -> tuple[dict, dict]:
     """(moving-average, min/max) ranges from calibrating each sample alone (public API): the
     moving average folded in order as ai-edge-quantizer's own calibrate folds it (the same
-    bits: tests/test_calibration.py), the min/max merged whatever the order."""
+    bits: tests/test_calibration.py), the min/max merged whatever the order. For min/max
+    statistics only (static_wi8_ai8/ai16 recipes); other algorithms merge other fields."""
     from ai_edge_quantizer.utils.qsv_utils import min_max_update, moving_average_update
 
     smoothed: dict = {}

@@ -94,8 +94,8 @@ def _static(request: ExportRequest, recipe: list[dict], label: str) -> dict:
     meta = {"converter": label, "calibration_samples": len(samples)}
     if not scope:
         return meta
-    return {**meta, "converter": f"{label}; true min/max ranges on {scoped} tensors matching "
-                                 f"{scope!r}", "min_max_tensors": scoped}
+    return {**meta, "converter": f"{label}, except true min/max ranges on {scoped} tensors "
+                                 f"matching {scope!r}", "min_max_tensors": scoped}
 
 
 def signature_samples(spec, samples: list[dict[str, np.ndarray]]) -> list[dict]:

@@ -117,7 +117,13 @@ class TFLiteRunner:
             expected = part_shape(io, name, part)
             shape = tuple(int(s) for s in detail["shape"])
             # Any expected shape will do here (converters may reorder outputs); run() checks
-            # each output against its own name.
+            # each output against its own name. A part must be its own part's shape: parts
+            # are placed by position, so a file that orders them otherwise is refused.
+            if expected and part is not None and shape not in (expected, _nhwc(expected)):
+                raise ArtifactError(
+                    f"{self.path}: output {detail['name']!r} has shape {shape}, part {part} of "
+                    f"the model's {name!r} is {tuple(expected)}: its parts are expected in the "
+                    f"order {io.output_parts[name]} (rows along axis 1)")
             if expected and not any(shape in (e, _nhwc(e)) for e in known):
                 raise ArtifactError(
                     f"{self.path}: output {detail['name']!r} has shape {shape}, the model's "
@@ -160,7 +166,8 @@ class TFLiteRunner:
         self.interpreter.invoke()
         raw = [self.interpreter.get_tensor(d["index"]) for d in self.output_details]
         if len(raw) < len(self.output_slots):
-            raise ArtifactError(f"{self.path}: {len(raw)} outputs, expected {len(self.io.outputs)}")
+            raise ArtifactError(f"{self.path}: {len(raw)} outputs, expected "
+                                f"{len(self.output_slots)}")
         values = []
         for (name, part), detail, value in zip(self.output_slots, self.output_details, raw,
                                                strict=False):
