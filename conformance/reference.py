@@ -116,12 +116,22 @@ class ReferenceStore:
             self._references[spec.name] = self._build(spec)
         return self._references[spec.name]
 
+    def evaluates_synthetic(self, spec: ModelSpec) -> bool:
+        """Whether `spec`'s evaluation set is synthetic scenes, not the fixture photos (then
+        remedies are also shown on the photos)."""
+        return self.images_dir is None and (spec.fixture_images is not None
+                                             or spec.task == "semantic")
+
+    def photo_images(self, spec: ModelSpec) -> np.ndarray:
+        """The fixture evaluation photos at `spec`'s input size, (N, 3, H, W) in [0, 1]."""
+        return _photo_batch(spec.input_size)
+
     def photos(self, spec: ModelSpec) -> tuple[NamedArrays, NamedArrays]:
         """(inputs, PyTorch outputs) of the fixture evaluation photos, for a model whose
-        parity set is synthetic (remedies are shown on both)."""
+        evaluation set is synthetic (remedies are shown on both)."""
         if spec.name not in self._photos:
             ref = self.get(spec)
-            inputs = _split(spec, _photo_batch(spec.input_size))
+            inputs = _split(spec, self.photo_images(spec))
             self._photos[spec.name] = inputs, [run_eager(ref.model, spec, x) for x in inputs]
         return self._photos[spec.name]
 

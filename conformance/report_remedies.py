@@ -45,7 +45,8 @@ def remedies_html(results: list[dict[str, Any]]) -> str:
     if shown:
         head = ("<tr><th>remedy</th><th></th><th>case</th><th>parity set: agreement / "
                 "agreement mIoU (masks: cosine / SNR dB)</th><th>fixture photos: agreement / "
-                "agreement mIoU (PyTorch top-class share)</th><th>held-out set: mIoU ratio / "
+                "agreement mIoU (PyTorch top-class share); masks: mean / small IoU / missing "
+                "rate, raw cosine / SNR</th><th>held-out set: mIoU ratio / "
                 "agreement mIoU (masks: mean / small IoU / missing rate)</th>"
                 f"<th>p50 ms</th><th>speed vs {FLOAT_FORMAT} (int8: its own, timed "
                 "alternately)</th>"
@@ -78,9 +79,8 @@ def _remedy_rows(remedy: Remedy, index: Index) -> str:
             ratio = fp32["metrics"].get("p50_ms", NAN) / latency["metrics"].get("p50_ms", NAN)
         if not _is_finite(ratio):
             ratio = None
-        photos = (index.get(("parity", model, fmt)) or {}).get("info", {}).get("fixture_photos")
         task = "prompt_masks" if ("prompt_masks", model, fmt) in index else "accuracy"
-        cells = [_suite_cell(index, "parity", model, fmt), _photo_cell(photos),
+        cells = [_suite_cell(index, "parity", model, fmt), _photo_cell(index, model, fmt),
                  _suite_cell(index, task, model, fmt),
                  _suite_cell(index, "latency", model, fmt),
                  _text_cell(f"{ratio:.2f}x" if ratio is not None else "not run"),
@@ -106,11 +106,30 @@ def _suite_cell(index: Index, suite: str, model: str, fmt: str,
     return _text_cell(f"{text} ({result['outcome']})", result["outcome"])
 
 
-def _photo_cell(photos: Mapping[str, Any] | None) -> str:
-    if not isinstance(photos, Mapping):
-        return _text_cell("not measured")
-    return _text_cell(f"{photos['argmax_agreement']:.4g} / {photos['agreement_miou']:.4g} "
-                      f"({photos['reference_top_class_share']:.0%})")
+def _photo_cell(index: Index, model: str, fmt: str) -> str:
+    def photos(suite: str) -> Mapping[str, Any]:
+        found = (index.get((suite, model, fmt)) or {}).get("info", {}).get("fixture_photos")
+        return found if isinstance(found, Mapping) else {}
+
+    parity, masks = photos("parity"), photos("prompt_masks")
+    if "argmax_agreement" in parity:
+        return _text_cell(f"{parity['argmax_agreement']:.4g} / {parity['agreement_miou']:.4g} "
+                          f"({parity['reference_top_class_share']:.0%})")
+    shown = []
+    if masks:
+        shown.append("masks " + " / ".join(
+            _number(masks.get(k)) for k in SHOWN["prompt_masks"][0])
+            + f" ({_number(masks.get('n_masks'))} prompts)")
+    if "cosine" in parity:
+        parts = ", ".join(f"{name} {_number(value)}"
+                          for name, value in parity.get("part_cosine", {}).items())
+        shown.append(f"cosine {_number(parity['cosine'])} / SNR {_number(parity['snr_db'])} dB"
+                     + (f" (parts: {parts})" if parts else ""))
+    return _text_cell("; ".join(shown) if shown else "not measured")
+
+
+def _number(value: Any) -> str:
+    return f"{value:.4g}" if _is_finite(value) else "–"
 
 
 def _text_cell(text: str, outcome: str = "") -> str:

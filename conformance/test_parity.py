@@ -55,7 +55,7 @@ def test_parity(case: Case, context: CaseContext, references, request) -> None:
         context.record(info={"per_part": {
             name: {k: float(f"{v:.6g}") for k, v in figures.items()}
             for name, figures in part_figures(ref.outputs, got, parts).items()}})
-    if semantic and ref.labels is not None and in_a_remedy(case.model, case.format):
+    if references.evaluates_synthetic(case.spec) and in_a_remedy(case.model, case.format):
         # The parity set is synthetic: a remedy is also shown on the fixture photos.
         context.record(info={"fixture_photos": photo_figures(case, references, runner)})
     if semantic:
@@ -80,11 +80,20 @@ def test_parity(case: Case, context: CaseContext, references, request) -> None:
     context.settle(metrics, failure)
 
 
-def photo_figures(case: Case, references, runner) -> dict[str, float]:
-    """Decision agreement with PyTorch on the fixture photos (shown, not budgeted: PyTorch's
-    own maps of photos unlike the training scenes can be degenerate; their top share says)."""
+def photo_figures(case: Case, references, runner) -> dict:
+    """Parity with PyTorch on the fixture photos (shown, not budgeted). A semantic model:
+    decision agreement (PyTorch's own maps of photos unlike the training scenes can be
+    degenerate; their top share says). A mask model: raw cosine / SNR, and each part's cosine
+    where the outputs declare parts (the prompt-mask suite adds the masks)."""
     inputs, outputs = references.photos(case.spec)
     got = [runner.run(x) for x in inputs]
+    if case.spec.task != "semantic":
+        metrics, _ = parity_figures(outputs, got)
+        parts = dict(case.spec.output_parts)
+        return {"images": float(len(inputs)), "cosine": metrics["cosine"],
+                "snr_db": metrics["snr_db"],
+                "part_cosine": {name: figures["cosine"] for name, figures
+                                in part_figures(outputs, got, parts).items()} if parts else {}}
     metrics, _ = parity_figures(outputs, got, class_axis=1)
     maps = [out[case.spec.output_names[0]].argmax(1) for out in outputs]
     shown = {k: metrics[k] for k in ("argmax_agreement", "agreement_miou")}

@@ -128,8 +128,17 @@ def test_a_mask_model_remedy_shows_prompt_mask_figures_and_its_raw_output_cosine
                _result("prompt_masks", *before, "passed", mask_iou_mean=0.966,
                        mask_iou_small=0.99, mask_missing_rate=0.0),
                _result("accuracy", *after, "passed", miou_ratio=0.5, agreement_miou=0.5)]
+    results[0]["info"]["fixture_photos"] = {
+        "images": 4.0, "cosine": 0.9945, "snr_db": 19.55,
+        "part_cosine": {"output0[0:4]": 0.9998, "output0[4:5]": 0.0}}
+    results[1]["info"]["fixture_photos"] = {"mask_iou_mean": 0.0, "mask_iou_small": 0.0,
+                                            "mask_missing_rate": 1.0, "n_masks": 48.0}
     table = remedies_html(results).replace(' class="sc-cell sc-passed"', "").replace(
         ' class="sc-cell sc-xfailed"', "")
+    # On the fixture photos: the prompt masks and the raw output, each part's cosine apart.
+    assert ("<td>masks 0 / 0 / 1 (48 prompts); cosine 0.9945 / SNR 19.55 dB (parts: "
+            "output0[0:4] 0.9998, output0[4:5] 0)</td>") in table
+    assert "<td>not measured</td>" in table  # the after side recorded nothing on the photos
     # No argmax figures on a mask model: the parity cell falls back to cosine / SNR.
     assert "<td>0.9734 / 12.5 (xfailed)</td>" in table
     # The held-out cell of a mask model is its prompt masks, not a semantic accuracy case.
@@ -170,3 +179,44 @@ def test_photo_figures_measure_agreement_with_pytorch_on_the_fixture_photos(tmp_
     # Pixels whose PyTorch top-2 logits tie within float noise count as agreeing (3e-5 here).
     assert background <= flat["argmax_agreement"] <= background + 1e-4
     assert flat["agreement_miou"] < 0.2  # most of PyTorch's classes are lost
+
+
+def test_mask_photo_figures_measure_each_part_and_the_masks_on_the_fixture_photos(
+        tmp_path) -> None:
+
+    from conformance.matrix import Case
+    from conformance.reference import ReferenceStore
+    from conformance.test_parity import photo_figures
+    from conformance.test_prompt_masks import masks_of, prompt_set
+    from models.registry import get_spec
+
+    spec = get_spec("fastsam_s")
+    store = ReferenceStore(cache_dir=tmp_path)
+    assert store.evaluates_synthetic(spec)  # shape scenes: the photos are a second set
+    inputs, outputs = store.photos(spec)
+    by_input = {id(x): y for x, y in zip(inputs, outputs, strict=True)}
+
+    class Faithful:  # returns PyTorch's own outputs
+        def run(self, x):
+            return by_input[id(x)]
+
+    class ScoresZeroed:  # what one int8 scale over pixel boxes and scores does to output0
+        def run(self, x):
+            out = dict(by_input[id(x)])
+            out["output0"] = out["output0"].copy()
+            out["output0"][:, 4] = 0.0
+            return out
+
+    case = Case(spec, "tflite_int8")
+    same, zeroed = photo_figures(case, store, Faithful()), photo_figures(case, store,
+                                                                         ScoresZeroed())
+    assert same["images"] == len(inputs) == 4
+    assert same["cosine"] == pytest.approx(1.0) and set(same["part_cosine"]) == {
+        "output0[0:4]", "output0[4:5]", "output0[5:37]"}
+    assert zeroed["part_cosine"]["output0[4:5]"] == 0.0  # the lost row, named
+    assert zeroed["part_cosine"]["output0[0:4]"] == pytest.approx(1.0)
+    prompts = prompt_set(spec, store.photo_images(spec), outputs)
+    _, kept = masks_of(case, Faithful(), inputs, prompts)
+    _, lost = masks_of(case, ScoresZeroed(), inputs, prompts)
+    assert kept.n_masks > 0 and kept.mean_iou == 1.0 and kept.missing_rate == 0.0
+    assert lost.n_masks == kept.n_masks and lost.missing_rate == 1.0
