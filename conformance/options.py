@@ -54,6 +54,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail on drops since an earlier run's results.json ([baseline] budgets)")
     group.addoption("--runslow", action="store_true", default=False,
                     help="also run the slow tier (full-size models)")
+    group.addoption("--extended", action="store_true", default=False,
+                    help="also run the extended harness tests (emulated CPUs, third-party "
+                         "exporters, parallel workers); only those: -m extended --extended")
     group.addoption("--export-cache", default=None, metavar="DIR",
                     help="artifact cache (default $SEGCONFORM_CACHE or .cache/segconform)")
     group.addoption("--int8-recipe", action="append", default=[], metavar="MODEL=FILE",
@@ -221,13 +224,27 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+# Tiers outside the default run: marker -> (whether it runs, the skip reason).
+def _tiers(config: pytest.Config) -> dict[str, tuple[bool, str]]:
+    return {
+        "slow": (config.getoption("--runslow") or os.environ.get("SEGCONFORM_SLOW") == "1",
+                 "slow tier (full-size model): run with --runslow"),
+        # Harness tests whose cost is another CPU emulated, a third-party exporter or parallel
+        # workers: they keep the default tier short, and CI runs them after it.
+        "extended": (config.getoption("--extended"),
+                     "extended tier (harness test: emulated CPU, third-party exporter or "
+                     "parallel workers): run with --extended"),
+    }
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--runslow") or os.environ.get("SEGCONFORM_SLOW") == "1":
-        return
-    skip = pytest.mark.skip(reason="slow tier (full-size model): run with --runslow")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+    for marker, (runs, reason) in _tiers(config).items():
+        if runs:
+            continue
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
 
 
 def parse_pairs(values: list[str], option: str) -> dict[str, Path]:

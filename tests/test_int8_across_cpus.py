@@ -31,8 +31,8 @@ AVX_ONLY = "SandyBridge"  # AVX, no AVX2/FMA/AVX-512: the oldest x86-64 XNNPACK 
 # (its band was measured on them), the same-figures check one.
 IMAGES = 4
 
-pytestmark = pytest.mark.skipif(
-    QEMU is None, reason="qemu-x86_64 not installed (Debian: apt-get install qemu-user)")
+pytestmark = [pytest.mark.extended, pytest.mark.skipif(
+    QEMU is None, reason="qemu-x86_64 not installed (Debian: apt-get install qemu-user)")]
 
 
 def _figures(case: Path, paths: list[Path], cpu: str | None,

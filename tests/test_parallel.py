@@ -45,6 +45,7 @@ def _conversions(cache: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
+@pytest.mark.extended
 def test_two_workers_merge_reports_and_convert_each_artifact_once(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     cases, *_ = _run_slice(tmp_path, "-n", "2", f"--export-cache={cache}")
@@ -58,6 +59,7 @@ def test_two_workers_merge_reports_and_convert_each_artifact_once(tmp_path: Path
     assert [len(w) for w in workers_per_artifact.values()] == [2], workers_per_artifact
 
 
+@pytest.mark.extended
 def test_execnet_gateways_each_with_its_own_cache(tmp_path: Path) -> None:
     """Two hosts of a sweep, here two popen gateways: each converts into its own cache."""
     python = sys.executable

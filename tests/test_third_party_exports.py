@@ -115,6 +115,7 @@ def _within(value: float, band: tuple[float, float]) -> bool:
     return band[0] <= value <= band[1]
 
 
+@pytest.mark.extended
 def test_ultralytics_litert_int8_runs_the_mask_suite_with_iou_by_size_bucket(
         ultralytics_litert: dict[str, Path], tmp_path: Path, inline_suite) -> None:
     """`pytest --artifact fastsam_s=<ultralytics' LiteRT fp32 / int8>`: both files read as what
