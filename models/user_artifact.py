@@ -97,9 +97,22 @@ def _expects(shape: tuple) -> str:
     return f"{tuple(shape)}{both}"
 
 
+def _parts_run(outputs, slots: list, shape: tuple, parts: tuple[int, ...]) -> range | None:
+    """The first run of consecutive free outputs shaped as `shape`'s parts, in order."""
+    wanted = [(shape[0], n, *shape[2:]) for n in parts]
+    for start in range(len(outputs) - len(wanted) + 1):
+        run = range(start, start + len(wanted))
+        if all(slots[k] is None and _same(outputs[k].shape, w)
+               for k, w in zip(run, wanted, strict=True)):
+            return run
+    return None
+
+
 def fit_signature(spec: ModelSpec, path: Path, signature: FileSignature,
-                  output_shapes: dict[str, tuple[int, ...]], quantised_io: bool) -> Fit:
-    """Map the file's tensors onto the spec's, or an ArtifactError: one line, what differs."""
+                  output_shapes: dict[str, tuple[int, ...]], quantised_io: bool,
+                  in_parts: bool = False) -> Fit:
+    """Map the file's tensors onto the spec's, or an ArtifactError: one line, what differs.
+    With `in_parts`, an output the spec declares in parts may come as its parts, in order."""
 
     def refuse(problem: str) -> ArtifactError:
         return ArtifactError(f"{path}: does not fit {spec.name}: {problem}")
@@ -125,6 +138,7 @@ def fit_signature(spec: ModelSpec, path: Path, signature: FileSignature,
             raise refuse(f"input {ours!r} expects {' or '.join(allowed)}, file has {tensor.dtype}")
         layouts[ours] = layout
     outputs = signature.outputs or ()
+    parts = dict(spec.output_parts) if in_parts else {}
     slots: list[str | None] = [None] * len(outputs)
     out_layouts: dict[str, str] = {}
     matched_by: dict[str, str] = {}
@@ -142,9 +156,18 @@ def fit_signature(spec: ModelSpec, path: Path, signature: FileSignature,
         free = [k for k in range(len(outputs)) if slots[k] is None]
         fitting = [(k, _layout(outputs[k].shape, shape)) for k in free]
         fitting = [(k, layout) for k, layout in fitting if layout is not None]
+        if not fitting and ours in parts:  # delivered in parts, as the suite's own export
+            run = _parts_run(outputs, slots, shape, parts[ours])
+            if run is not None:
+                for k in run:
+                    slots[k] = ours
+                out_layouts[ours], matched_by[ours] = "NCHW", "shape, in parts"
+                continue
         if not fitting:
             found = ", ".join(f"{outputs[k].name!r} {outputs[k].shape}" for k in free)
-            raise refuse(f"output {ours!r} expects {_expects(shape)}, file has "
+            in_parts = (f" (or in parts of {parts[ours]} rows along axis 1, in that order)"
+                        if ours in parts else "")
+            raise refuse(f"output {ours!r} expects {_expects(shape)}{in_parts}, file has "
                          f"{found or 'no output left'}")
         k, layout = fitting[0]
         slots[k], out_layouts[ours], matched_by[ours] = ours, layout, "shape"
@@ -238,10 +261,12 @@ def open_user_artifact(spec: ModelSpec, format_name: str, path: Path,
         fit = Fit(tuple(expected), dict.fromkeys(expected, "NCHW"), tuple(output_shapes),
                   dict.fromkeys(output_shapes, "NCHW"), dict.fromkeys(output_shapes, "position"))
     else:
-        fit = fit_signature(spec, path, signature, output_shapes, quantised_io=tflite)
-    if tflite:
-        io = IOSpec({n: expected[n] for n in fit.input_order}, fit.output_order,
-                    dict(output_shapes))
+        fit = fit_signature(spec, path, signature, output_shapes, quantised_io=tflite,
+                            in_parts=tflite)
+    if tflite:  # an output in parts fills several slots: named once, joined by the runner
+        io = IOSpec({n: expected[n] for n in fit.input_order},
+                    tuple(dict.fromkeys(fit.output_order)), dict(output_shapes),
+                    output_parts=dict(spec.output_parts))
     else:
         def in_file_layout(shape, layout):
             return _nhwc(shape) if layout == "NHWC" else shape

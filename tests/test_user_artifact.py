@@ -379,6 +379,52 @@ def test_fastsam_box_units_are_detected_by_value_range() -> None:
     assert convert is None and "input pixels" in text
 
 
+def test_outputs_in_parts_are_fitted_in_order_and_refused_out_of_order() -> None:
+    from models.registry import get_spec
+    from models.user_artifact import fit_signature
+
+    spec = get_spec("fastsam_s")
+    shapes = {"output0": (1, 37, 5376), "proto": (1, 32, 128, 128)}
+    image = TensorSignature("images", (1, 3, 512, 512), "float32")
+
+    def outputs(*rows: int) -> FileSignature:
+        return FileSignature(inputs=(image,), outputs=(
+            TensorSignature("proto_out", (1, 32, 128, 128), "int8"),
+            *(TensorSignature(f"part{n}", (1, n, 5376), "int8") for n in rows)))
+
+    fit = fit_signature(spec, Path("own.tflite"), outputs(4, 1, 32), shapes, quantised_io=True,
+                        in_parts=True)
+    assert fit.output_order == ("proto", "output0", "output0", "output0")
+    assert fit.matched_by == {"output0": "shape, in parts", "proto": "shape"}
+    with pytest.raises(ArtifactError, match=r"output 'output0' expects \(1, 37, 5376\) \(or in "
+                       r"parts of \(4, 1, 32\) rows along axis 1, in that order\), file has "
+                       r"'proto_out' .*, 'part32' \(1, 32, 5376\), 'part4'"):
+        fit_signature(spec, Path("mine.tflite"), outputs(32, 4, 1), shapes, quantised_io=True,
+                      in_parts=True)
+
+
+def test_the_suites_own_fastsam_int8_file_runs_as_a_users_file() -> None:
+    """A bundle's FastSAM-s int8 file (output0 as three int8 outputs) given back as --artifact:
+    the same outputs as the suite's own runner gives."""
+    from conformance.reference import ReferenceStore
+    from conformance.runners import case_io
+    from models.registry import get_spec
+    from models.runtimes import load_runner
+
+    spec = get_spec("fastsam_s")
+    store = ReferenceStore()
+    ref = store.get(spec)
+    artifact = store.session(spec).export("tflite_int8")
+    shapes = ref.output_shapes
+    own = load_runner("tflite_int8", artifact.path, case_io(spec, ref))
+    users = open_user_artifact(spec, "tflite_int8", artifact.path, shapes, ref.inputs[0])
+    assert users.describe()["outputs_matched_by"] == "output0:shape, in parts,proto:shape"
+    got, expected = users.run(ref.inputs[0]), own.run(ref.inputs[0])
+    assert set(got) == {"output0", "proto"}
+    for name in got:
+        np.testing.assert_array_equal(got[name], expected[name])
+
+
 # --- (f) an official-form SemiVL TFLite, made by litert-torch without the export rewrites ------
 
 
