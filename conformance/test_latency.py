@@ -16,7 +16,7 @@ from conformance.matrix import Case, format_cases
 from conformance.op_profile import op_profile, profile_text, profiled
 from conformance.profiles import load_profiles
 from conformance.reference import run_eager
-from conformance.runners import case_io, load_case_runner
+from conformance.runners import calibration_info, case_io, load_case_runner
 from models.formats import REFERENCE_FORMAT, upstreams
 from models.runtimes import load_runner
 from models.runtimes.timing import interleaved_ratio, timing_plan
@@ -81,7 +81,8 @@ def test_latency(case: Case, context: CaseContext, references, benchmark) -> Non
         def infer():
             return runner.run(inputs)
 
-        context.record(info={**runner.describe(), "artifact": artifact.label})
+        context.record(info={**runner.describe(), "artifact": artifact.label,
+                             **calibration_info(case, ref, artifact)})
     if benchmark.disabled:
         pytest.skip("latency not measured: pytest-benchmark is disabled (--benchmark-disable)")
     benchmark.group = f"{case.model} ({context.profile}, {threads} threads)"

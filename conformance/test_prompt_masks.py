@@ -10,7 +10,7 @@ from conformance.case_context import CaseContext
 from conformance.matrix import Case, format_cases
 from conformance.metrics.masks import mask_iou, prompt_mask_report
 from conformance.remedies import in_a_remedy
-from conformance.runners import load_case_runner
+from conformance.runners import calibration_info, load_case_runner
 
 SUITE = "prompt_masks"
 PROMPTS_PER_IMAGE = 12
@@ -81,7 +81,8 @@ def test_prompt_masks(case: Case, context: CaseContext, references, reference_pr
     context.record(metrics=metrics, info={
         "weights": ref.weights, "weights_sha256": ref.weights_key, "artifact": artifact.label,
         "conf": case.spec.mask_thresholds.conf, "iou": case.spec.mask_thresholds.iou,
-        "prompts": "alternating point/box from PyTorch's masks (make_prompts)"})
+        "prompts": "alternating point/box from PyTorch's masks (make_prompts)",
+        **calibration_info(case, ref, artifact)})
     if references.evaluates_synthetic(case.spec) and in_a_remedy(case.model, case.format):
         # The evaluation scenes are synthetic: a remedy is also shown on the fixture photos.
         _, on_photos = masks_of(case, runner, references.photos(case.spec)[0],

@@ -152,3 +152,19 @@ def test_min_max_scope_gives_the_tensors_it_names_their_true_range(tmp_path: Pat
     with pytest.raises(ValueError, match="matches no calibrated tensor"):
         quantize_static(path, tmp_path / "none.tflite", samples, recipe.static_wi8_ai8(),
                         min_max_scope="^no_such_tensor$")
+
+
+def test_every_suite_names_the_images_that_calibrated_an_int8_case(tmp_path: Path,
+                                                                    inline_suite) -> None:
+    # Latency is not timed here (--benchmark-disable): its case records what it loaded first.
+    code, out, results = inline_suite(
+        tmp_path, "conformance", "-m", "cpu", "--benchmark-disable", "-k",
+        f"{LITE}-tflite_int8 or {LITE}-edgetpu or (test_prompt_masks and fastsam_s-tflite_int8)")
+    ran = {r["suite"]: r for r in results["results"]  # Edge TPU execution skips off-device
+           if r["outcome"] != "skipped" or (r["suite"], r["format"]) == ("latency", "tflite_int8")}
+    assert code == 0, out[-2000:]
+    assert set(ran) == {"parity", "accuracy", "latency", "edgetpu", "prompt_masks"}, out[-2000:]
+    store = ReferenceStore()
+    for suite, result in ran.items():
+        source = store.get(get_spec(result["model"])).calibration_source
+        assert source and result["info"].get("calibration") == source, (suite, result["info"])
