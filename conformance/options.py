@@ -261,12 +261,23 @@ def parse_pairs(values: list[str], option: str) -> dict[str, Path]:
     return pairs
 
 
+MIXED = "tflite_int8_mixed"  # the format an --int8-recipe converts with
+
+
 def parse_recipes(values: list[str]) -> dict:
     """MODEL=FILE pairs of --int8-recipe, each loaded; a one-line UsageError otherwise."""
     from models.export.int8_recipe import RecipeError, load_recipe
+    from models.registry import all_specs, get_spec
 
     recipes = {}
     for name, path in parse_pairs(values, "--int8-recipe").items():
+        if MIXED not in get_spec(name).formats:
+            # Nothing would convert with it: a recipe given and silently unused judges nothing.
+            rows = [s.name for s in all_specs() if MIXED in s.formats]
+            raise pytest.UsageError(
+                f"--int8-recipe {name}={path}: {name} has no {MIXED} row to judge the recipe "
+                f"(models with one: {', '.join(rows)}); add {MIXED} to its formats in "
+                "models/ to replay a recipe for it")
         try:
             recipes[name] = load_recipe(path, name)
         except RecipeError as err:

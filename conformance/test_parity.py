@@ -13,6 +13,7 @@ from conformance.int8_case import debuggable, repair_case, sensitive_hint, sensi
 from conformance.matrix import Case, format_cases
 from conformance.metrics.parity import figures_by_output, parity_figures, part_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
+from conformance.options import MIXED
 from conformance.remedies import in_a_remedy
 from conformance.runners import calibration_info, load_case_runner
 from models.localise import localisable
@@ -128,9 +129,12 @@ def int8_advice(context: CaseContext, ref, artifact, references, table, semantic
     context.record(info={"int8_repair": repair})
     if not repair.get("recipe"):
         return f"{advice}\nint8 repair: {repair['summary']}"
+    replay = f"--int8-recipe {case.model}={repair['saved']}"
+    if MIXED not in case.spec.formats:  # --int8-recipe refuses a model without the row
+        replay = f"add {MIXED} to {case.model}'s formats, then {replay}"
     return (f"{advice}\nint8 repair: {repair['summary']}; p50 int8 / repaired = "
             f"{repair.get('speed_vs_int8')}; recipe saved to {repair['saved']} (judge it in "
-            f"every suite: --int8-recipe {case.model}={repair['saved']})")
+            f"every suite: {replay})")
 
 
 def localise_failure(context: CaseContext, ref, artifact, reports) -> str:

@@ -63,11 +63,24 @@ def test_int8_recipe_for_another_model_is_refused_at_start(pytester: pytest.Pyte
                                                            tmp_path: Path) -> None:
     from models.export.int8_recipe import Int8Recipe
 
-    recipe = Int8Recipe("semivl_small", float=("x",)).save(tmp_path / "recipe.json")
-    line = refused(pytester, f"--int8-recipe=deeplabv3plus_mnv3_lite={recipe}")
-    for part in ("--int8-recipe deeplabv3plus_mnv3_lite=", "recipe.json",
-                 "a recipe for model 'semivl_small', not 'deeplabv3plus_mnv3_lite'"):
+    recipe = Int8Recipe("deeplabv3plus_mnv3_lite", float=("x",)).save(tmp_path / "recipe.json")
+    line = refused(pytester, f"--int8-recipe=semivl_small={recipe}")
+    for part in ("--int8-recipe semivl_small=", "recipe.json",
+                 "a recipe for model 'deeplabv3plus_mnv3_lite', not 'semivl_small'"):
         assert part in line, line
+
+
+def test_int8_recipe_for_a_model_without_a_mixed_row_is_refused_at_start(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    from models.export.int8_recipe import Int8Recipe
+
+    # Nothing would convert with it: accepted, it would judge nothing and say nothing.
+    recipe = Int8Recipe("deeplabv3plus_mnv3_lite", float=("x",)).save(tmp_path / "recipe.json")
+    line = refused(pytester, f"--int8-recipe=deeplabv3plus_mnv3_lite={recipe}")
+    assert line == (f"ERROR: --int8-recipe deeplabv3plus_mnv3_lite={recipe}: "
+                    "deeplabv3plus_mnv3_lite has no tflite_int8_mixed row to judge the recipe "
+                    "(models with one: semivl_small); add tflite_int8_mixed to its formats in "
+                    "models/ to replay a recipe for it"), line
 
 
 def test_undeclared_metric_in_budget(pytester: pytest.Pytester) -> None:
