@@ -132,6 +132,20 @@ def test_repair_keeps_the_sensitive_layer_and_passes_the_budget(sensitive, tmp_p
     assert passed, metrics
 
 
+def test_on_the_float_rung_the_sensitive_layers_are_kept_in_float_and_pass(sensitive) -> None:
+    # The ladder's last rung alone (where int16 activations cannot help or are not wanted):
+    # the same two layers, now in float, bring the case inside its budget.
+    rows = ranked(layer_sensitivity(sensitive["fp32"], sensitive["int8"],
+                                    sensitive["evaluation"], ["image"]))
+    repair = search_repair("sensitive", [r.tensor for r in rows], sensitive["trial"],
+                           ladder=("float",))
+    assert repair.recipe is not None, repair.summary()
+    assert repair.recipe.float == (rows[0].tensor, rows[1].tensor), repair.to_json()
+    assert not repair.recipe.int16
+    passed, metrics = sensitive["trial"](repair.recipe)
+    assert passed, metrics
+
+
 def test_without_the_ranking_the_first_layer_kept_does_not_repair(sensitive) -> None:
     # The mechanism removed: keeping the least sensitive layer instead fails, so the ranking
     # is what found the repair.
