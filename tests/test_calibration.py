@@ -154,7 +154,7 @@ def test_min_max_scope_gives_the_tensors_it_names_their_true_range(tmp_path: Pat
                         min_max_scope="^no_such_tensor$")
 
 
-def test_every_suite_names_the_images_that_calibrated_an_int8_case(tmp_path: Path,
+def test_every_suite_names_the_images_that_calibrated_an_int8_case_in_results_json(tmp_path: Path,
                                                                     inline_suite) -> None:
     # Latency is not timed here (--benchmark-disable): its case records what it loaded first.
     code, out, results = inline_suite(
@@ -168,3 +168,7 @@ def test_every_suite_names_the_images_that_calibrated_an_int8_case(tmp_path: Pat
     for suite, result in ran.items():
         source = store.get(get_spec(result["model"])).calibration_source
         assert source and result["info"].get("calibration") == source, (suite, result["info"])
+    # The same run's parity case carries its per-layer table into results.json.
+    table = ran["parity"]["info"]["int8_sensitivity"]
+    assert table["layers"] >= len(table["rows"]) > 0 and table["images"] > 0, table
+    assert {"layer", "tensor", "own_snr_db", "carried_snr_db"} <= set(table["rows"][0])

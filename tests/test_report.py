@@ -439,3 +439,23 @@ def test_edgetpu_case_shows_the_layers_that_would_have_to_change() -> None:
             "<td>export rewrite hardswish_as_mul_relu6</td></tr>") in table
     assert report_html._layers_to_change_html([]) == ""
     assert "layers_to_change" in report_html._DRAWN_INFO  # not also a raw key/value line
+
+
+def test_int8_case_shows_its_ranked_sensitivity_table_and_plot() -> None:
+    from conformance.metrics.quant_sensitivity import LayerSensitivity, ranked
+
+    def row(k: int, own: float, carried: float) -> LayerSensitivity:
+        return LayerSensitivity(k, "CONV_2D", f"pkg.M/torch.nn.Conv2d_conv{k};{k}", "int8",
+                                own, 200.0, 45.0, carried, 1.5)
+
+    rows = ranked([row(0, 38.0, 37.5), row(1, 9.2, 9.0), row(2, 21.0, 8.8)])
+    html = report_html._sensitivity_html({"int8_sensitivity": {
+        "layers": 3, "images": 2, "rows": [r.to_json() for r in rows]}})
+    assert "3 most sensitive of 3 quantised ops" in html and "2 image(s)" in html
+    # Ranked by their own error: conv1 (9.2 dB), conv2, conv0; each with what it carries.
+    assert re.findall(r"<td>(\d)</td><td class=\"sc-clip\" title=\"[^\"]*\">(\w+)</td>",
+                      html) == [("1", "conv1"), ("2", "conv2"), ("3", "conv0")]
+    assert "<td>9.2</td><td>200</td><td>45</td><td>9</td><td>1.5</td>" in html
+    svg = re.search(r"<svg class=\"sc-svg sc-sensitivity\".*?</svg>", html)
+    assert svg and svg.group(0).count("<rect") == 3 and svg.group(0).count("<title>carried ") == 3
+    assert report_html._sensitivity_html({}) == ""
