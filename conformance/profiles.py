@@ -124,6 +124,27 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Instruction-set extensions that decide which int8 kernels XNNPACK can use (x86, then Arm):
+# an int8 speed-up is a property of these, so every timing names them.
+INT8_ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+                  "amx_int8", "asimddp", "i8mm", "sve")
+
+
+def int8_isa(cpuinfo: str | None = None) -> str:
+    """The INT8_ISA_FLAGS this CPU has, space-separated ('' where /proc/cpuinfo is absent)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            found = set(value.split())
+            return " ".join(f for f in INT8_ISA_FLAGS if f in found)
+    return ""
+
+
 def host_description() -> str:
     """What this host is, for skip reasons."""
     import platform

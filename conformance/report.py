@@ -26,6 +26,7 @@ import pytest
 
 from conformance import report_html
 from conformance.case_context import case_identity
+from conformance.profiles import cpu_model, int8_isa
 from conformance.remedies import repair_rows
 from conformance.report_schema import OUTCOMES, SCHEMA_ID, validate
 from conformance.results import RESULT_KEY, CaseResult
@@ -146,6 +147,8 @@ def host_environment() -> dict[str, Any]:
         "machine": platform.machine(),
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),
+        "cpu_isa": int8_isa(),
         "libraries": library_versions(),
     }
     torch = sys.modules.get("torch")  # only if a test imported it; never import it here
@@ -164,7 +167,8 @@ def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
     """Add host and library versions to pytest-html's environment table."""
     environment = host_environment()
     metadata["Host"] = html.escape(
-        f"{environment['host']} ({environment['machine']}, {environment['cpu_count']} CPUs)")
+        f"{environment['host']} ({environment['machine']}, {environment['cpu_count']} CPUs: "
+        f"{environment['cpu']}; {environment['cpu_isa'] or 'no int8 ISA flags read'})")
     metadata["Libraries"] = {k: html.escape(v) for k, v in environment["libraries"].items()}
 
 

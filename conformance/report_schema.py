@@ -67,6 +67,8 @@ RESULTS_SCHEMA: dict[str, Any] = {
                 "machine": {"type": "string"},
                 "host": {"type": "string"},
                 "cpu_count": {"type": ["integer", "null"]},
+                "cpu": {"type": "string"},
+                "cpu_isa": {"type": "string"},
                 "libraries": {"type": "object", "additionalProperties": {"type": "string"}},
             },
         },

@@ -14,7 +14,7 @@ from conformance.case_context import CaseContext
 from conformance.latency import ROUNDS, WARMUP, judge_latency, latency_figures
 from conformance.matrix import Case, format_cases
 from conformance.op_profile import op_profile, profile_text, profiled
-from conformance.profiles import load_profiles
+from conformance.profiles import cpu_model, int8_isa, load_profiles
 from conformance.reference import run_eager
 from conformance.runners import calibration_info, case_io, load_case_runner
 from models.formats import REFERENCE_FORMAT, upstreams
@@ -71,6 +71,8 @@ def _cases() -> list:
 def test_latency(case: Case, context: CaseContext, references, benchmark) -> None:
     """Median and p90 of single-image inference after warm-up, at the profile's threads."""
     threads = load_profiles()[context.profile].threads
+    # Speed-ups depend on the CPU's int8 instructions: every timing names the CPU it ran on.
+    context.record(info={"cpu": cpu_model(), "cpu_isa": int8_isa()})
     if case.format == EAGER:
         ref, infer = _eager(case, references, threads)
         context.record(info={"runtime": "torch eager", "threads": threads})

@@ -459,3 +459,16 @@ def test_int8_case_shows_its_ranked_sensitivity_table_and_plot() -> None:
     svg = re.search(r"<svg class=\"sc-svg sc-sensitivity\".*?</svg>", html)
     assert svg and svg.group(0).count("<rect") == 3 and svg.group(0).count("<title>carried ") == 3
     assert report_html._sensitivity_html({}) == ""
+
+
+def test_the_host_names_its_cpu_and_the_int8_instructions_it_has() -> None:
+    from conformance.profiles import int8_isa
+    from conformance.report import host_environment
+
+    x86 = "model name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512_vnni ht\n"
+    arm = "processor\t: 0\nFeatures\t: fp asimd asimddp i8mm crc32\n"
+    assert int8_isa(x86) == "avx avx2 fma avx512f avx512_vnni"
+    assert int8_isa(arm) == "asimddp i8mm" and int8_isa("") == ""
+    environment = host_environment()
+    assert isinstance(environment["cpu"], str) and environment["cpu"]
+    assert isinstance(environment["cpu_isa"], str)
