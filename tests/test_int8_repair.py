@@ -97,7 +97,8 @@ def sensitive(tmp_path_factory) -> dict:
         return judge(out)
 
     return {"fp32": fp32, "int8": int8, "evaluation": evaluation, "judge": judge,
-            "trial": trial, "folder": folder}
+            "trial": trial, "folder": folder, "spec": spec, "expected": expected,
+            "calibration": calibration, "budget": budget}
 
 
 def test_full_int8_fails_the_budget_because_of_the_outlier_layer(sensitive) -> None:
@@ -144,6 +145,45 @@ def test_on_the_float_rung_the_sensitive_layers_are_kept_in_float_and_pass(sensi
     assert not repair.recipe.int16
     passed, metrics = sensitive["trial"](repair.recipe)
     assert passed, metrics
+
+
+def test_a_failing_case_gets_its_recipe_saved_with_its_speed_cost_and_shown(sensitive,
+                                                                           tmp_path) -> None:
+    """The path a real run takes (--int8-repair on a failing parity case): search, save,
+    time against full int8, and the report's repair section."""
+    from types import SimpleNamespace
+
+    from conformance.int8_case import repair_case
+    from conformance.matrix import Case
+    from conformance.report_html import _repair_html
+
+    rows = ranked(layer_sensitivity(sensitive["fp32"], sensitive["int8"],
+                                    sensitive["evaluation"], ["image"]))
+    case = Case(sensitive["spec"], "tflite_int8")
+    ref = SimpleNamespace(inputs=sensitive["evaluation"], outputs=sensitive["expected"],
+                          output_shapes={"logits": sensitive["expected"][0]["logits"].shape})
+    session = SimpleNamespace(calibration=sensitive["calibration"])
+    int8 = tmp_path / "int8.tflite"  # the case's artifact: the search works beside it
+    int8.write_bytes(sensitive["int8"].read_bytes())
+    data = repair_case(case, ref, session, SimpleNamespace(path=int8), sensitive["fp32"],
+                       sensitive["budget"], {"ranked": [r.tensor for r in rows]}, class_axis=1,
+                       folder=tmp_path / "recipes")
+    # Both rungs pass with the same two layers; the fastest of the passing recipes is kept.
+    speeds = data["speed_vs_int8_by_precision"]
+    assert set(speeds) == {"int16", "float"} and data["speed_vs_int8"] == max(speeds.values())
+    kept = data["recipe"]["int16"] + data["recipe"]["float"]
+    assert kept == [rows[0].tensor, rows[1].tensor], data["summary"]
+    # Searched against the budget with headroom.
+    assert data["searched_budget"]["min_argmax_agreement"] > sensitive["budget"][
+        "min_argmax_agreement"]
+    saved = Path(data["saved"])
+    assert saved == tmp_path / "recipes" / "sensitive.json"
+    passed, metrics = sensitive["trial"](load_recipe(saved, "sensitive"))
+    assert passed, metrics
+    html = _repair_html({"int8_repair": data})
+    assert f"replay with <code>--int8-recipe sensitive={saved}</code>" in html
+    assert html.count('<tr class="sc-trial-') == len(data["trials"]) >= 2
+    assert '<tr class="sc-trial-pass">' in html and '<tr class="sc-trial-fail">' in html
 
 
 def test_without_the_ranking_the_first_layer_kept_does_not_repair(sensitive) -> None:
