@@ -24,7 +24,7 @@ Index = dict[tuple[str, str, str], Mapping[str, Any]]  # (suite, model, format) 
 SHOWN: dict[str, tuple[tuple[str, ...], ...]] = {
     "parity": (("argmax_agreement", "agreement_miou"), ("cosine", "snr_db")),
     "accuracy": (("miou_ratio", "agreement_miou"),),
-    "prompt_masks": (("mask_iou_mean", "mask_iou_small", "mask_missing_rate"),),
+    "prompt_masks": (("mask_iou_mean", "mask_iou_large", "mask_iou_small", "mask_missing_rate"),),
     "latency": (("p50_ms",),),
     "edgetpu": (("tpu_op_fraction",),),
 }
@@ -45,9 +45,9 @@ def remedies_html(results: list[dict[str, Any]]) -> str:
     if shown:
         head = ("<tr><th>remedy</th><th></th><th>case</th><th>parity set: agreement / "
                 "agreement mIoU (masks: cosine / SNR dB)</th><th>fixture photos: agreement / "
-                "agreement mIoU (PyTorch top-class share); masks: mean / small IoU / missing "
-                "rate, raw cosine / SNR</th><th>held-out set: mIoU ratio / "
-                "agreement mIoU (masks: mean / small IoU / missing rate)</th>"
+                "agreement mIoU (PyTorch top-class share); masks: mean / large / small IoU / "
+                "missing rate, raw cosine / SNR</th><th>held-out set: mIoU ratio / "
+                "agreement mIoU (masks: mean / large / small IoU / missing rate)</th>"
                 f"<th>p50 ms</th><th>speed vs {FLOAT_FORMAT} (int8: its own, timed "
                 "alternately)</th>"
                 "<th>speed vs eager</th>"

@@ -15,7 +15,8 @@ from conformance.runners import calibration_info, load_case_runner
 SUITE = "prompt_masks"
 PROMPTS_PER_IMAGE = 12
 # Shown for a remedy on the fixture photos (the figures its targets are stated in).
-PHOTO_FIGURES = ("mask_iou_mean", "mask_iou_small", "mask_missing_rate", "n_images", "n_masks")
+PHOTO_FIGURES = ("mask_iou_mean", "mask_iou_large", "mask_iou_small", "mask_missing_rate",
+                 "n_images", "n_masks")
 
 
 PromptSet = tuple[list, list, list]  # per image: uint8 image, prompts, PyTorch's masks

@@ -130,23 +130,24 @@ def test_a_mask_model_remedy_shows_prompt_mask_figures_and_its_raw_output_cosine
     monkeypatch.setattr(report_remedies, "REMEDIES", (remedy,))
     results = [_result("parity", *before, "xfailed", cosine=0.9734, snr_db=12.5),
                _result("prompt_masks", *before, "passed", mask_iou_mean=0.966,
-                       mask_iou_small=0.99, mask_missing_rate=0.0),
+                       mask_iou_large=0.938, mask_iou_small=0.99, mask_missing_rate=0.0),
                _result("accuracy", *after, "passed", miou_ratio=0.5, agreement_miou=0.5)]
     results[0]["info"]["fixture_photos"] = {
         "images": 4.0, "cosine": 0.9945, "snr_db": 19.55,
         "part_cosine": {"output0[0:4]": 0.9998, "output0[4:5]": 0.0}}
-    results[1]["info"]["fixture_photos"] = {"mask_iou_mean": 0.0, "mask_iou_small": 0.0,
-                                            "mask_missing_rate": 1.0, "n_masks": 48.0}
+    results[1]["info"]["fixture_photos"] = {"mask_iou_mean": 0.0, "mask_iou_large": 0.0,
+                                            "mask_iou_small": 0.0, "mask_missing_rate": 1.0,
+                                            "n_masks": 48.0}
     table = remedies_html(results).replace(' class="sc-cell sc-passed"', "").replace(
         ' class="sc-cell sc-xfailed"', "")
     # On the fixture photos: the prompt masks and the raw output, each part's cosine apart.
-    assert ("<td>masks 0 / 0 / 1 (48 prompts); cosine 0.9945 / SNR 19.55 dB (parts: "
+    assert ("<td>masks 0 / 0 / 0 / 1 (48 prompts); cosine 0.9945 / SNR 19.55 dB (parts: "
             "output0[0:4] 0.9998, output0[4:5] 0)</td>") in table
     assert "<td>not measured</td>" in table  # the after side recorded nothing on the photos
     # No argmax figures on a mask model: the parity cell falls back to cosine / SNR.
     assert "<td>0.9734 / 12.5 (xfailed)</td>" in table
     # The held-out cell of a mask model is its prompt masks, not a semantic accuracy case.
-    assert "<td>0.966 / 0.99 / 0 (passed)</td>" in table
+    assert "<td>0.966 / 0.938 / 0.99 / 0 (passed)</td>" in table
     assert "0.5 / 0.5" in table  # the after side has no prompt-mask case: its accuracy shows
 
 
