@@ -109,6 +109,32 @@ def test_litert_5d_expand_between_convs_is_still_wrong(tmp_path: Path) -> None:
         _tools("litert-torch")).format(_rewrite_can_go("up_skip_repeat_3d"))
 
 
+def test_xnnpack_broadcast_to_is_still_undelegated(tmp_path: Path) -> None:
+    """Why repeat_skip_3d copies by doubling concatenations, not by a 3-D expand."""
+    from models.runtimes.tflite_profile import profile_tflite
+
+    def expand_3d(self, skip: torch.Tensor, n: int) -> torch.Tensor:
+        batch, channels, height, width = skip.shape
+        flat = skip.reshape(batch, 1, channels * height * width).expand(-1, n, -1)
+        return flat.reshape(batch * n, channels, height, width)
+
+    inputs = {"x": _normal(5, 4, 8, 8), "skip": _normal(1, 4, 8, 8, seed=1)}
+    torch.manual_seed(0)
+    expanded, doubled = SkipConcat(expand_3d), SkipConcat(rewrites.repeat_skip_3d)
+    doubled.load_state_dict(expanded.state_dict())
+    profiles = {}
+    for name, module in (("expand", expanded), ("doubled", doubled)):
+        ref, got = _tflite(module, inputs, tmp_path / name)
+        assert snr_db(ref, got) >= CORRECT_DB, (name, snr_db(ref, got))
+        profiles[name] = profile_tflite(tmp_path / name / "canary_fp32.tflite").summary()
+    assert profiles["doubled"]["not_delegated"] == {}, (
+        f"canary broken: the doubling form is not all XNNPACK ops: {profiles['doubled']}")
+    assert profiles["expand"]["not_delegated"] == {"BROADCAST_TO": 1}, _fixed(
+        "XNNPACK takes BROADCAST_TO", f"not delegated: {profiles['expand']['not_delegated']}",
+        _tools("litert-torch", "ai-edge-litert")).format(
+        "repeat_skip_3d (models/export/rewrites.py) may copy with expand again.")
+
+
 # ------------------------------------------------------- 2: expand of the ASPP image pool
 
 
