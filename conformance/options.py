@@ -56,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="also run the slow tier (full-size models)")
     group.addoption("--extended", action="store_true", default=False,
                     help="also run the extended harness tests (emulated CPUs, third-party "
-                         "exporters, parallel workers); only those: -m extended --extended")
+                         "exporters, parallel workers); only those: -m extended")
     group.addoption("--export-cache", default=None, metavar="DIR",
                     help="artifact cache (default $SEGCONFORM_CACHE or .cache/segconform)")
     group.addoption("--int8-recipe", action="append", default=[], metavar="MODEL=FILE",
@@ -89,7 +89,8 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as err:
         raise pytest.UsageError(str(err)) from err
     parse_pairs(config.getoption("--checkpoint"), "--checkpoint")
-    config.stash[INT8_RECIPES] = parse_recipes(config.getoption("--int8-recipe"))
+    config.stash[INT8_RECIPES] = parse_recipes(config.getoption("--int8-recipe"),
+                                               active_profile(config))
     problem = calibration_problem(config.getoption("--calibration"),
                                   config.getoption("--calibration-count"),
                                   config.getoption("--images"))
@@ -231,7 +232,10 @@ def _tiers(config: pytest.Config) -> dict[str, tuple[bool, str]]:
                  "slow tier (full-size model): run with --runslow"),
         # Harness tests whose cost is another CPU emulated, a third-party exporter or parallel
         # workers: they keep the default tier short, and CI runs them after it.
-        "extended": (config.getoption("--extended"),
+        # `-m extended` (or any -m naming it) opts in: selected and then skipped, it would
+        # report a green run that tested nothing.
+        "extended": (config.getoption("--extended")
+                     or "extended" in (config.getoption("-m") or ""),
                      "extended tier (harness test: emulated CPU, third-party exporter or "
                      "parallel workers): run with --extended"),
     }
@@ -243,7 +247,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         skip = pytest.mark.skip(reason=reason)
         for item in items:
-            if marker in item.keywords:
+            if item.get_closest_marker(marker):
                 item.add_marker(skip)
 
 
@@ -261,23 +265,27 @@ def parse_pairs(values: list[str], option: str) -> dict[str, Path]:
     return pairs
 
 
-MIXED = "tflite_int8_mixed"  # the format an --int8-recipe converts with
-
-
-def parse_recipes(values: list[str]) -> dict:
-    """MODEL=FILE pairs of --int8-recipe, each loaded; a one-line UsageError otherwise."""
+def parse_recipes(values: list[str], profile: str = "cpu") -> dict:
+    """MODEL=FILE pairs of --int8-recipe, each loaded; a one-line UsageError otherwise, also
+    when nothing in this run would convert with the recipe (it would judge nothing, silently)."""
+    from conformance.profiles import load_profiles
     from models.export.int8_recipe import RecipeError, load_recipe
+    from models.formats import MIXED_FORMAT as MIXED
     from models.registry import all_specs, get_spec
 
     recipes = {}
     for name, path in parse_pairs(values, "--int8-recipe").items():
         if MIXED not in get_spec(name).formats:
-            # Nothing would convert with it: a recipe given and silently unused judges nothing.
             rows = [s.name for s in all_specs() if MIXED in s.formats]
             raise pytest.UsageError(
                 f"--int8-recipe {name}={path}: {name} has no {MIXED} row to judge the recipe "
                 f"(models with one: {', '.join(rows)}); add {MIXED} to its formats in "
                 "models/ to replay a recipe for it")
+        runs = load_profiles().get(profile)
+        if runs is not None and MIXED not in runs.formats:
+            raise pytest.UsageError(
+                f"--int8-recipe {name}={path}: profile {profile} runs no {MIXED} (its "
+                f"formats: {', '.join(runs.formats)}); judge the recipe with -m cpu or -m pi5")
         try:
             recipes[name] = load_recipe(path, name)
         except RecipeError as err:

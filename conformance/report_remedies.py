@@ -53,11 +53,13 @@ def remedies_html(results: list[dict[str, Any]]) -> str:
                 "<th>speed vs eager</th>"
                 "<th>Edge TPU ops ahead of first violation</th></tr>")
         body = "".join(_remedy_rows(remedy, index) for remedy in shown)
+        cases = {case for remedy in shown for case in (remedy.before, remedy.after)}
+        timed = [index.get(("latency", *case)) for case in cases]  # the rows' own timings
         cpus = sorted({f"{r['info']['cpu']} ({r['info'].get('cpu_isa') or 'ISA not read'})"
-                       for (suite, *_), r in index.items()
-                       if suite == "latency" and r.get("info", {}).get("cpu")})
-        timed = f"<p>Timed on: {_e('; '.join(cpus))}</p>" if cpus else ""
-        parts.append(f'<h2>Remedies, before and after ({_e(profile)}, this run)</h2>{timed}'
+                       for r in timed if r and r.get("info", {}).get("cpu")
+                       and _is_finite(r.get("metrics", {}).get("p50_ms"))})
+        where = f"<p>Timed on: {_e('; '.join(cpus))}</p>" if cpus else ""
+        parts.append(f'<h2>Remedies, before and after ({_e(profile)}, this run)</h2>{where}'
                      f'<table id="sc-remedies" class="segconform">{head}{body}</table>')
     rows = repair_rows(results)
     if rows:

@@ -13,9 +13,9 @@ from conformance.int8_case import debuggable, repair_case, sensitive_hint, sensi
 from conformance.matrix import Case, format_cases
 from conformance.metrics.parity import figures_by_output, parity_figures, part_figures
 from conformance.metrics.reference_health import reference_figures, reference_problems
-from conformance.options import MIXED
 from conformance.remedies import in_a_remedy
 from conformance.runners import calibration_info, load_case_runner
+from models.formats import MIXED_FORMAT as MIXED
 from models.localise import localisable
 
 SUITE = "parity"

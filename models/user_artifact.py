@@ -69,9 +69,12 @@ class Fit:
 
     input_order: tuple[str, ...]  # spec input names in the file's order
     input_layouts: dict[str, str]  # spec input name -> "NCHW" | "NHWC"
-    output_order: tuple[str, ...]  # per file output: a spec output name or "unused:<k>"
+    # Per file output: a spec output name (repeated, in order, for an output in parts) or
+    # "unused:<k>".
+    output_order: tuple[str, ...]
     output_layouts: dict[str, str]
-    matched_by: dict[str, str] = field(default_factory=dict)  # spec output -> "name"/"shape"
+    # spec output -> "name", "shape", "shape-in-parts" or "position" (a compiled Edge TPU file)
+    matched_by: dict[str, str] = field(default_factory=dict)
 
 
 def _nhwc(shape: tuple) -> tuple:
@@ -161,13 +164,13 @@ def fit_signature(spec: ModelSpec, path: Path, signature: FileSignature,
             if run is not None:
                 for k in run:
                     slots[k] = ours
-                out_layouts[ours], matched_by[ours] = "NCHW", "shape, in parts"
+                out_layouts[ours], matched_by[ours] = "NCHW", "shape-in-parts"
                 continue
         if not fitting:
             found = ", ".join(f"{outputs[k].name!r} {outputs[k].shape}" for k in free)
-            in_parts = (f" (or in parts of {parts[ours]} rows along axis 1, in that order)"
-                        if ours in parts else "")
-            raise refuse(f"output {ours!r} expects {_expects(shape)}{in_parts}, file has "
+            hint = (f" (or in parts of {parts[ours]} rows along axis 1, in that order)"
+                    if ours in parts else "")
+            raise refuse(f"output {ours!r} expects {_expects(shape)}{hint}, file has "
                          f"{found or 'no output left'}")
         k, layout = fitting[0]
         slots[k], out_layouts[ours], matched_by[ours] = ours, layout, "shape"

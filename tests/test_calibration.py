@@ -160,15 +160,18 @@ def test_every_suite_names_the_images_that_calibrated_an_int8_case_in_results_js
     code, out, results = inline_suite(
         tmp_path, "conformance", "-m", "cpu", "--benchmark-disable", "-k",
         f"{LITE}-tflite_int8 or {LITE}-edgetpu or (test_prompt_masks and fastsam_s-tflite_int8)")
-    ran = {r["suite"]: r for r in results["results"]  # Edge TPU execution skips off-device
+    ran = {(r["suite"], r["model"], r["format"]): r for r in results["results"]
+           # Edge TPU execution skips off-device; latency records what it loaded, then skips.
            if r["outcome"] != "skipped" or (r["suite"], r["format"]) == ("latency", "tflite_int8")}
     assert code == 0, out[-2000:]
-    assert set(ran) == {"parity", "accuracy", "latency", "edgetpu", "prompt_masks"}, out[-2000:]
+    assert sorted(ran) == [("accuracy", LITE, "tflite_int8"), ("edgetpu", LITE, "edgetpu"),
+                           ("latency", LITE, "tflite_int8"), ("parity", LITE, "tflite_int8"),
+                           ("prompt_masks", "fastsam_s", "tflite_int8")], out[-2000:]
     store = ReferenceStore()
-    for suite, result in ran.items():
+    for key, result in ran.items():
         source = store.get(get_spec(result["model"])).calibration_source
-        assert source and result["info"].get("calibration") == source, (suite, result["info"])
+        assert source and result["info"].get("calibration") == source, (key, result["info"])
     # The same run's parity case carries its per-layer table into results.json.
-    table = ran["parity"]["info"]["int8_sensitivity"]
+    table = ran["parity", LITE, "tflite_int8"]["info"]["int8_sensitivity"]
     assert table["layers"] >= len(table["rows"]) > 0 and table["images"] > 0, table
     assert {"layer", "tensor", "own_snr_db", "carried_snr_db"} <= set(table["rows"][0])

@@ -106,7 +106,9 @@ def test_litert_5d_expand_between_convs_is_still_wrong(tmp_path: Path) -> None:
     assert official_db < 20.0, _fixed(
         "a 5-D expand+reshape concatenated between two convs",
         f"SNR {official_db:.1f} dB, max error {np.abs(got - ref).max():.2g}",
-        _tools("litert-torch")).format(_rewrite_can_go("up_skip_repeat_3d"))
+        _tools("litert-torch")).format(_rewrite_can_go("up_skip_repeat_3d") + " Keep its "
+                                       "copies by concatenation while "
+                                       "test_xnnpack_broadcast_to_is_still_undelegated holds.")
 
 
 def test_xnnpack_broadcast_to_is_still_undelegated(tmp_path: Path) -> None:

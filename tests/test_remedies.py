@@ -105,9 +105,18 @@ def test_report_sets_before_and_after_side_by_side_from_this_run() -> None:
                        p50_ms=65.3)]
     for result in results[1:]:
         result["info"].update(cpu="AMD EPYC 7B13", cpu_isa="avx avx2 fma avx512f avx512_vnni")
-    table = remedies_html(results)
+    # Not the table's timings: a case outside it, and a parity result; both on another CPU.
+    elsewhere = _result("latency", "deeplabv3plus_mnv3_conventional", "tflite_int8", "passed",
+                        p50_ms=40.0)
+    elsewhere["info"].update(cpu="Other CPU")
+    parity["info"].update(cpu="Other CPU")
+    table = remedies_html([*results, elsewhere])
     # Speed-ups depend on the CPU's int8 instructions: the table names where it was timed.
     assert "<p>Timed on: AMD EPYC 7B13 (avx avx2 fma avx512f avx512_vnni)</p>" in table
+    # A row skipped before it was timed names no CPU either.
+    untimed = _result("latency", *before, "skipped")
+    untimed["info"].update(cpu="Other CPU")
+    assert "Other CPU" not in remedies_html([untimed, *results[2:]])
     assert "export rewrite hardswish_as_mul_relu6" in table
     assert "<td>0.9981 / 0.9974 (passed)</td>" in table.replace(' class="sc-cell sc-passed"', "")
     assert "0.97 / 0.91 (62%)" in table

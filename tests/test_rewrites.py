@@ -272,3 +272,15 @@ def test_session_rewrite_makes_the_real_tflite_conversion_correct(tmp_path: Path
                 output_shapes={"y": tuple(expected.shape)})
     got = TFLiteRunner(artifact.path, io).run(session.example)["y"]
     np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 21])
+def test_repeat_skip_3d_gives_the_official_copies_image_major(n: int) -> None:
+    from models.export.rewrites import repeat_skip_3d
+
+    skip = torch.randn(2, 3, 4, 5)
+    official = semivl.Up.repeat_skip(None, skip, n)
+    assert torch.equal(repeat_skip_3d(None, skip, n), official)
+    assert torch.equal(official[n], skip[1])  # the second image's copies follow the first's
+    with pytest.raises(ValueError, match="0 copies requested"):
+        repeat_skip_3d(None, skip, 0)

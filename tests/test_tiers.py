@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[1]
 EXTENDED_FILES = {"test_int8_across_cpus.py", "test_parallel.py", "test_third_party_exports.py"}
 
 
@@ -22,3 +26,20 @@ def test_extended_marker_selects_exactly_the_extended_files(tmp_path: Path,
     assert code == 0, out[-2000:]
     ids = [line for line in out.splitlines() if "::" in line]
     assert ids and {Path(i.split("::")[0]).name for i in ids} == EXTENDED_FILES, ids
+
+
+@pytest.mark.usefixtures("bare_inner_sessions")
+@pytest.mark.parametrize(("args", "outcome"), [
+    ((), "1 skipped"), (("--extended",), "1 passed"), (("-m", "extended"), "1 passed"),
+    (("-m", "not extended"), "1 deselected")])
+def test_extended_runs_with_the_option_or_when_selected(pytester: pytest.Pytester,
+                                                       args: tuple, outcome: str) -> None:
+    # `-m extended` alone opts in: selected and then skipped, it would be a green run of nothing.
+    pytester.syspathinsert(ROOT)
+    pytester.makeini("[pytest]\nmarkers =\n    extended: costly harness test\n")
+    pytester.makepyfile(test_inner="import pytest\n\n@pytest.mark.extended\n"
+                                   "def test_costly():\n    pass\n")
+    run = pytester.runpytest("-p", "conformance.report", "-p", "conformance.options",
+                             "-p", "pytest_html.plugin", "-p", "pytest_metadata.plugin",
+                             "-p", "no:cacheprovider", *args)
+    assert outcome in run.stdout.str(), run.stdout.str()[-1500:]

@@ -83,6 +83,17 @@ def test_int8_recipe_for_a_model_without_a_mixed_row_is_refused_at_start(
                     "models/ to replay a recipe for it"), line
 
 
+def test_int8_recipe_under_a_profile_without_the_mixed_format_is_refused(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    from models.export.int8_recipe import Int8Recipe
+
+    recipe = Int8Recipe("semivl_small", float=("x",)).save(tmp_path / "recipe.json")
+    line = refused(pytester, f"--int8-recipe=semivl_small={recipe}", "--profile", "gpu")
+    assert line.startswith(f"ERROR: --int8-recipe semivl_small={recipe}: profile gpu runs no "
+                           "tflite_int8_mixed (its formats: "), line
+    assert line.endswith("judge the recipe with -m cpu or -m pi5"), line
+
+
 def test_undeclared_metric_in_budget(pytester: pytest.Pytester) -> None:
     line = refused(pytester, "--budget", "parity.torchscript.min_snr_dbb=10")
     for part in ("--budget", "'parity.torchscript.min_snr_dbb=10'", "unknown metric 'snr_dbb'",

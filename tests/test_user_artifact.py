@@ -395,7 +395,7 @@ def test_outputs_in_parts_are_fitted_in_order_and_refused_out_of_order() -> None
     fit = fit_signature(spec, Path("own.tflite"), outputs(4, 1, 32), shapes, quantised_io=True,
                         in_parts=True)
     assert fit.output_order == ("proto", "output0", "output0", "output0")
-    assert fit.matched_by == {"output0": "shape, in parts", "proto": "shape"}
+    assert fit.matched_by == {"output0": "shape-in-parts", "proto": "shape"}
     with pytest.raises(ArtifactError, match=r"output 'output0' expects \(1, 37, 5376\) \(or in "
                        r"parts of \(4, 1, 32\) rows along axis 1, in that order\), file has "
                        r"'proto_out' .*, 'part32' \(1, 32, 5376\), 'part4'"):
@@ -418,7 +418,7 @@ def test_the_suites_own_fastsam_int8_file_runs_as_a_users_file() -> None:
     shapes = ref.output_shapes
     own = load_runner("tflite_int8", artifact.path, case_io(spec, ref))
     users = open_user_artifact(spec, "tflite_int8", artifact.path, shapes, ref.inputs[0])
-    assert users.describe()["outputs_matched_by"] == "output0:shape, in parts,proto:shape"
+    assert users.describe()["outputs_matched_by"] == "output0:shape-in-parts,proto:shape"
     got, expected = users.run(ref.inputs[0]), own.run(ref.inputs[0])
     assert set(got) == {"output0", "proto"}
     for name in got:

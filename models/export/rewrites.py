@@ -43,11 +43,14 @@ class Rewrite:
 def repeat_skip_3d(self: semivl.Up, skip: Tensor, n: int) -> Tensor:
     """`Up.repeat_skip` in 3-D: the same copies, image-major, without a 5-D tensor.
 
-    The copies are made by doubling concatenations (1, 2, 4, ... joined by n's binary digits),
-    not by `expand`: litert-torch converts an expand to BROADCAST_TO, which XNNPACK (ai-edge-litert
-    2.3.0) does not take; on TFLite's reference kernel it was 8 ms of SemiVL small's 49 ms
-    (fp32 and int8 alike). A CONCATENATION of two or three inputs stays in the delegate.
+    The copies are made by doubling concatenations (blocks of 1, 2, 4, ... copies; the blocks
+    of n's binary ones joined by one more: 1 + 4 + 16 for 21 classes), not by `expand`:
+    litert-torch converts an expand to BROADCAST_TO, which XNNPACK (ai-edge-litert 2.3.0) does
+    not take; on TFLite's reference kernel it was 8 ms of SemiVL small's 49 ms (fp32 and int8
+    alike). Canary: test_xnnpack_broadcast_to_is_still_undelegated.
     """
+    if n < 1:
+        raise ValueError(f"repeat_skip_3d: {n} copies requested; Up needs at least one")
     batch, channels, height, width = skip.shape
     block = skip.reshape(batch, 1, channels * height * width)
     copies, count = [], n
@@ -88,7 +91,9 @@ REWRITES: dict[str, Rewrite] = {r.name: r for r in (
             tool="litert-torch 0.10.0",
             bug="a 5-D expand+reshape (einops repeat) concatenated between two convs converts "
                 "to wrong values: minimal module SNR -2 dB; semivl_small fp32 SNR 7.8 dB, "
-                "argmax agreement 94.1% (127 dB, 100% with the rewrite)",
+                "argmax agreement 94.1% (127 dB, 100% with the rewrite). Its copies are "
+                "concatenations, not an expand, for a second reason: BROADCAST_TO stays out of "
+                "XNNPACK (canary test_xnnpack_broadcast_to_is_still_undelegated)",
             canary="test_litert_5d_expand_between_convs_is_still_wrong"),
     Rewrite("similarity_as_linear", semivl.VLGHead, "similarity", similarity_as_linear,
             ("tflite_fp32",),
