@@ -101,6 +101,7 @@ def _digests_with_kernels(capability: str, names: list[str]) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.extended  # another CPU's kernels, in a process of its own
 def test_fixture_models_are_the_same_bits_with_the_kernels_of_a_cpu_without_avx2() -> None:
     """torch draws random numbers with vectorised kernels on AVX2 CPUs and scalar ones
     without: seeded text embeddings differed in their last bits between the two, unseen by

@@ -8,7 +8,8 @@ import pytest
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
-EXTENDED_FILES = {"test_int8_across_cpus.py", "test_parallel.py", "test_third_party_exports.py"}
+EXTENDED_FILES = {"test_int8_across_cpus.py", "test_parallel.py", "test_third_party_exports.py",
+                  "test_fixture_weights.py"}
 
 
 def test_extended_tests_skip_by_default_naming_the_option(tmp_path: Path, inline_suite) -> None:
