@@ -17,6 +17,7 @@ from conformance.report_html import (
     _is_finite,
     deciding_text,
 )
+from models.formats import FLOAT_TFLITE as FLOAT_FORMAT  # the issue's speed ratios' base
 
 Index = dict[tuple[str, str, str], Mapping[str, Any]]  # (suite, model, format) -> result
 # Per suite, the figures a remedy row shows (the ones its targets are stated in); where a
@@ -28,7 +29,6 @@ SHOWN: dict[str, tuple[tuple[str, ...], ...]] = {
     "latency": (("p50_ms",),),
     "edgetpu": (("tpu_op_fraction",),),
 }
-FLOAT_FORMAT = "tflite_fp32"  # the speed ratio the issue's targets are stated against
 NAN = float("nan")
 
 

@@ -17,13 +17,13 @@ from conformance.op_profile import op_profile, profile_text, profiled
 from conformance.profiles import cpu_model, int8_isa, load_profiles
 from conformance.reference import run_eager
 from conformance.runners import calibration_info, case_io, load_case_runner
+from models.formats import FLOAT_TFLITE as FP32
 from models.formats import REFERENCE_FORMAT, upstreams
 from models.runtimes import load_runner
 from models.runtimes.timing import interleaved_ratio, timing_plan
 
 SUITE = "latency"
 EAGER = REFERENCE_FORMAT
-FP32 = "tflite_fp32"  # quantised TFLite files are also timed against the file they came from
 
 
 # Under pytest-xdist no other worker runs while a latency case is timed (conformance/parallel.py).

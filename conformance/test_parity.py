@@ -15,6 +15,7 @@ from conformance.metrics.parity import figures_by_output, parity_figures, part_f
 from conformance.metrics.reference_health import reference_figures, reference_problems
 from conformance.remedies import in_a_remedy
 from conformance.runners import calibration_info, load_case_runner
+from models.formats import FLOAT_TFLITE
 from models.formats import MIXED_FORMAT as MIXED
 from models.localise import localisable
 
@@ -106,7 +107,7 @@ def int8_layers(context: CaseContext, ref, artifact, references) -> dict | None:
     case = context.case
     if not debuggable(case.format) or artifact.is_user_file or case.device != "cpu":
         return None
-    fp32 = references.session(case.spec).export_own("tflite_fp32").path
+    fp32 = references.session(case.spec).export_own(FLOAT_TFLITE).path
     try:
         table = sensitivity_table(case, ref, artifact, fp32)
     except Exception as err:  # advice only: a debugger bug must not hide the verdict
@@ -123,7 +124,7 @@ def int8_advice(context: CaseContext, ref, artifact, references, table, semantic
     advice = sensitive_hint(table)
     if not context.request.config.getoption("--int8-repair"):
         return f"{advice}; search a mixed-precision recipe: --int8-repair"
-    fp32 = references.session(case.spec).export_own("tflite_fp32").path
+    fp32 = references.session(case.spec).export_own(FLOAT_TFLITE).path
     repair = repair_case(case, ref, references.session(case.spec), artifact, fp32,
                          context.budget, table, class_axis=1 if semantic else None)
     context.record(info={"int8_repair": repair})

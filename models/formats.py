@@ -14,6 +14,7 @@ from typing import Any
 # PyTorch eager: the reference every format is compared with, and the latency yardstick. Budgets,
 # profiles and reports name it beside the formats, but it is no row: nothing exports to it.
 MIXED_FORMAT = "tflite_int8_mixed"  # the format an --int8-recipe converts with
+FLOAT_TFLITE = "tflite_fp32"  # the float file every quantised TFLite format is made from
 REFERENCE_FORMAT = "torch_eager"
 
 # Precision classes: how far a format's numbers may drift from PyTorch's float32. Budgets

@@ -19,7 +19,7 @@ from models.export.cache import file_sha256
 from models.formats import FORMATS
 from models.registry import ModelSpec
 from models.runtimes import ArtifactError, IOSpec, Runner, load_runner
-from models.runtimes.base import check_output_shapes
+from models.runtimes.base import check_output_shapes, part_shapes
 from models.runtimes.signature import FileSignature, TensorSignature, read_signature
 
 FLOAT_DTYPES = ("float32", "float16")
@@ -102,7 +102,7 @@ def _expects(shape: tuple) -> str:
 
 def _parts_run(outputs, slots: list, shape: tuple, parts: tuple[int, ...]) -> range | None:
     """The first run of consecutive free outputs shaped as `shape`'s parts, in order."""
-    wanted = [(shape[0], n, *shape[2:]) for n in parts]
+    wanted = part_shapes(shape, parts)
     for start in range(len(outputs) - len(wanted) + 1):
         run = range(start, start + len(wanted))
         if all(slots[k] is None and _same(outputs[k].shape, w)

@@ -16,6 +16,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# An inner (pytester) session with the suite's plugins only: with PYTEST_DISABLE_PLUGIN_AUTOLOAD
+# (tests/conftest.py bare_inner_sessions) nothing else loads.
+SUITE_PLUGINS = ("-p", "conformance.report", "-p", "conformance.options",
+                 "-p", "pytest_html.plugin", "-p", "pytest_metadata.plugin",
+                 "-p", "no:cacheprovider")
 
 def suite_arguments(tmp_path: Path, *args: str) -> list[str]:
     """The command line: no addopts (no HTML/JUnit), JSON report and bundles under tmp."""

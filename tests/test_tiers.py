@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.suite_run import SUITE_PLUGINS
+
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
 EXTENDED_FILES = {"test_int8_across_cpus.py", "test_parallel.py", "test_third_party_exports.py",
@@ -40,7 +42,5 @@ def test_extended_runs_with_the_option_or_when_selected(pytester: pytest.Pyteste
     pytester.makeini("[pytest]\nmarkers =\n    extended: costly harness test\n")
     pytester.makepyfile(test_inner="import pytest\n\n@pytest.mark.extended\n"
                                    "def test_costly():\n    pass\n")
-    run = pytester.runpytest("-p", "conformance.report", "-p", "conformance.options",
-                             "-p", "pytest_html.plugin", "-p", "pytest_metadata.plugin",
-                             "-p", "no:cacheprovider", *args)
+    run = pytester.runpytest(*SUITE_PLUGINS, *args)
     assert outcome in run.stdout.str(), run.stdout.str()[-1500:]

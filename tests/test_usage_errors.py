@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from models.registry import all_specs
+from tests.suite_run import SUITE_PLUGINS
 
 pytest_plugins = ["pytester"]
 
@@ -33,9 +34,7 @@ def refused(pytester: pytest.Pytester, *args: str) -> str:
     """Run an inner session with the suite's plugins; return its single error line."""
     pytester.syspathinsert(ROOT)
     pytester.makepyfile(test_inner=INNER)
-    run = pytester.runpytest("-p", "conformance.report", "-p", "conformance.options",
-                             "-p", "pytest_html.plugin", "-p", "pytest_metadata.plugin",
-                             "-p", "no:cacheprovider", *args)
+    run = pytester.runpytest(*SUITE_PLUGINS, *args)
     errors = [line for line in run.errlines if line.startswith("ERROR:")]
     output = "\n".join(run.outlines + run.errlines)
     assert run.ret == pytest.ExitCode.USAGE_ERROR, output

@@ -75,12 +75,17 @@ def output_slots(io: IOSpec, count: int) -> list[tuple[str, int | None]]:
     return [(name, None) for name in io.outputs]
 
 
+def part_shapes(shape: tuple[int, ...], rows: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """The shapes of `shape`'s parts of `rows` rows each along axis 1, in order."""
+    return [(shape[0], n, *shape[2:]) for n in rows]
+
+
 def part_shape(io: IOSpec, name: str, part: int | None) -> tuple[int, ...] | None:
     """The expected shape of output `name` (of its part `part`), if known."""
     shape = io.output_shapes.get(name)
     if shape is None or part is None:
         return shape
-    return (shape[0], io.output_parts[name][part], *shape[2:])
+    return part_shapes(shape, io.output_parts[name])[part]
 
 
 def join_parts(values: list[tuple[str, int | None, np.ndarray]]) -> dict[str, np.ndarray]:
